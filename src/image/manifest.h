@@ -1,0 +1,61 @@
+// A checkpoint is a set of process images plus a manifest, written last and
+// atomically, so a checkpoint of several processes is complete or absent as a
+// whole.  Manifests are JSON files "stasis_manifest_<generation>.json" in the
+// checkpoint directory; images are referred to by file name relative to that
+// directory, so a copied or moved directory still restarts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace stasis::image {
+
+struct ManifestProcess {
+  int32_t pid = 0;
+  int32_t ppid = 0;
+  std::string program;
+  std::string image;        // file name inside the checkpoint directory
+  uint64_t image_size = 0;  // bytes
+};
+
+struct Manifest {
+  uint32_t format_version = 1;
+  std::string job_id;
+  uint64_t generation = 0;
+  double time = 0;            // seconds since the epoch, when completed
+  std::string hostname;
+  std::vector<ManifestProcess> processes;
+  // Settings of the job, reused by `stasis restart` unless overridden.
+  double interval = 0;        // seconds; 0 = no periodic checkpoints
+  uint32_t keep = 2;
+  std::string compression = "zstd:1";
+  uint64_t total_bytes() const {
+    uint64_t t = 0;
+    for (const auto& p : processes) t += p.image_size;
+    return t;
+  }
+};
+
+// "stasis_manifest_<generation, 6+ digits>.json"
+std::string ManifestFileName(uint64_t generation);
+// "ckpt_<program>_<job_id>_<pid>_<generation>.stasis"
+std::string ImageFileName(const std::string& program, const std::string& job_id,
+                          int32_t pid, uint64_t generation);
+
+// Writes <dir>/<ManifestFileName(m.generation)> atomically (tmp+fsync+rename).
+Status WriteManifest(const std::string& dir, const Manifest& m);
+// Errors name the file and the problem (not JSON, missing field...).
+StatusOr<Manifest> ReadManifest(const std::string& path);
+// Manifests in `dir`, newest generation first.  Missing dir -> error.
+StatusOr<std::vector<std::string>> ListManifests(const std::string& dir);
+// Highest generation found among manifests and image files in dir (0 if none).
+uint64_t HighestGeneration(const std::string& dir);
+// Deletes manifests and images of all but the newest `keep` complete
+// checkpoints, and stale "*.tmp" files of older generations.  Only called
+// after a newer manifest is durable.
+Status PruneCheckpoints(const std::string& dir, uint32_t keep);
+
+}  // namespace stasis::image

@@ -1,0 +1,166 @@
+// The in-memory model of one process's checkpoint: everything the image holds
+// except the page contents, which are streamed separately (see writer.h /
+// reader.h).  Capture modules (src/state/*) fill it, the image codec
+// serialises it (docs/image-format.md), and restore modules consume it.
+//
+// Units: addresses and sizes are bytes; times are seconds (double) or
+// nanoseconds where named *_ns.  All addresses are the process's own virtual
+// addresses at checkpoint time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stasis::image {
+
+// One memory area (a line of /proc/<pid>/maps).
+struct MemoryArea {
+  enum class Kind : uint8_t {
+    kAnonPrivate = 0,  // private anonymous, incl. [heap] and thread stacks
+    kAnonShared = 1,   // MAP_SHARED|MAP_ANONYMOUS ("/dev/zero (deleted)")
+    kFilePrivate = 2,  // MAP_PRIVATE of a file: file pages + stored COW pages
+    kFileShared = 3,   // MAP_SHARED of a file: the file holds the data
+    kStack = 4,        // the main thread's [stack] (VM_GROWSDOWN)
+    kVdso = 5,         // [vdso]: never stored, replaced by the new kernel's
+    kVvar = 6,         // [vvar], [vvar_vclock], ...: kernel data pages
+  };
+  uint64_t start = 0;        // inclusive, page aligned
+  uint64_t end = 0;          // exclusive, page aligned
+  uint32_t prot = 0;         // PROT_READ|PROT_WRITE|PROT_EXEC
+  Kind kind = Kind::kAnonPrivate;
+  std::string name;          // path, "[heap]", "[stack]", "[vdso]", "" ...
+  uint64_t file_offset = 0;  // bytes into the file (file-backed kinds)
+  // Identity of the backing file at checkpoint, checked before restart so a
+  // changed library is reported instead of silently mapped.
+  uint64_t file_size = 0;
+  int64_t file_mtime_ns = 0;
+  // Pages of this area stored in the image.  Not serialised: the reader
+  // counts them from the page blocks (ImageReader::ReadAll).
+  uint64_t stored_pages = 0;
+  bool is_heap() const { return name == "[heap]"; }
+  uint64_t size() const { return end - start; }
+};
+
+// A queued signal, as the kernel's 128-byte siginfo_t.
+struct PendingSignal {
+  int32_t signo = 0;
+  std::array<uint8_t, 128> siginfo{};
+};
+
+// One thread, captured while parked in the agent's checkpoint signal handler.
+// Registers (incl. FPU/SSE/AVX xsave state), the signal mask and the
+// alternate stack are not separate fields: they live in the kernel-built
+// rt_sigframe on the thread's stack, which is part of the memory image, and
+// are reloaded by rt_sigreturn(2) at restart.
+struct Thread {
+  int32_t tid = 0;
+  std::string comm;               // /proc/<pid>/task/<tid>/comm
+  uint64_t sigframe_sp = 0;       // address of the ucontext; rsp for rt_sigreturn
+  uint64_t fs_base = 0;           // TLS base (arch_prctl ARCH_GET_FS)
+  uint64_t gs_base = 0;
+  uint64_t clear_child_tid = 0;   // prctl(PR_GET_TID_ADDRESS)
+  uint64_t robust_list = 0;       // get_robust_list(2) head
+  uint64_t robust_list_len = 0;
+  uint64_t rseq_addr = 0;         // 0 if not registered
+  uint32_t rseq_len = 0;
+  uint32_t rseq_sig = 0;
+  uint64_t sigmask = 0;           // informational copy of uc_sigmask
+  std::vector<PendingSignal> pending;  // thread-directed pending signals
+};
+
+// rt_sigaction(2) kernel view of one signal's disposition.
+struct SignalAction {
+  uint64_t handler = 0;  // SIG_DFL=0, SIG_IGN=1, or an address
+  uint64_t flags = 0;    // SA_*
+  uint64_t restorer = 0;
+  uint64_t mask = 0;
+};
+
+// One open file descriptor.
+struct FileDescriptor {
+  enum class Kind : uint8_t {
+    kRegular = 0, kDirectory = 1, kCharDevice = 2, kTty = 3, kPipe = 4,
+    kFifo = 5, kSocket = 6, kOther = 7,
+  };
+  int32_t fd = -1;
+  Kind kind = Kind::kOther;
+  int32_t flags = 0;        // open(2) flags from fdinfo: O_ACCMODE|O_APPEND|O_NONBLOCK...
+  bool cloexec = false;
+  uint64_t offset = 0;      // file position, bytes
+  std::string path;         // readlink of /proc/<pid>/fd/<fd>
+  uint64_t size = 0;        // regular files: size at checkpoint, bytes
+  int64_t mtime_ns = 0;
+  uint64_t rdev = 0;        // character devices
+  // If this descriptor shares its open file description with stdin, stdout
+  // or stderr (kcmp(2) KCMP_FILE), that stdio number; else -1.  Such
+  // descriptors are connected to the restarting command's stdio.
+  int32_t stdio_alias = -1;
+};
+
+// Kernel-maintained mm fields restored through prctl(PR_SET_MM_MAP).
+struct MmLayout {
+  uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  uint64_t start_brk = 0, brk = 0, start_stack = 0;
+  uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+};
+
+// The old kernel's vDSO, so restart can decide whether the new one can take
+// its place unchanged or needs proxy trampolines (see src/state/vdso.h).
+struct VdsoInfo {
+  uint64_t vdso_start = 0, vdso_end = 0;
+  std::vector<uint8_t> vdso_bytes;            // the whole old vDSO image
+  struct Symbol { std::string name; uint64_t offset = 0; };
+  std::vector<Symbol> symbols;                // exported functions, offset from vdso_start
+};
+
+struct ResourceLimit { uint64_t cur = 0, max = 0; };
+struct IntervalTimer { uint64_t interval_us = 0, value_us = 0; };
+
+struct Capabilities { uint64_t inheritable = 0, permitted = 0, effective = 0, bounding = 0, ambient = 0; };
+
+// Addresses inside the agent library of the checkpointed process that the
+// restorer writes to (see src/agent/control_block.h).
+struct AgentInfo {
+  uint64_t control_block = 0;  // address of the process's AgentControlBlock
+  int32_t socket_fd = -1;      // the agent's own descriptor; never restored
+};
+
+struct ProcessImage {
+  // Identity.
+  std::string program;          // comm of the main thread, e.g. "python3"
+  std::string exe;              // /proc/<pid>/exe
+  std::vector<std::string> argv;
+  int32_t pid = 0, ppid = 0, pgid = 0, sid = 0;  // in the job's pid namespace
+  uint32_t uid = 0, gid = 0;
+  std::string hostname;
+  std::string kernel_release;   // uname -r at checkpoint
+  double checkpoint_time = 0;   // seconds since the epoch
+  uint64_t generation = 0;      // checkpoint number within the job
+  std::string job_id;
+
+  // Memory.
+  std::vector<MemoryArea> areas;
+  MmLayout mm;
+  std::vector<uint64_t> auxv;   // raw /proc/<pid>/auxv as 64-bit words
+  VdsoInfo vdso;
+
+  // Threads and signals.
+  std::vector<Thread> threads;  // threads[0] is the thread-group leader
+  std::array<SignalAction, 64> sigactions{};  // index = signo - 1
+  std::vector<PendingSignal> shared_pending;  // process-directed pending signals
+  std::array<IntervalTimer, 3> itimers{};     // ITIMER_REAL, _VIRTUAL, _PROF
+
+  // Process attributes.
+  std::string cwd;
+  uint32_t umask = 022;
+  uint32_t personality = 0;
+  std::array<ResourceLimit, 16> rlimits{};    // index = RLIMIT_*
+  Capabilities caps;
+  std::vector<FileDescriptor> fds;
+
+  AgentInfo agent;
+};
+
+}  // namespace stasis::image

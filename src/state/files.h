@@ -1,0 +1,46 @@
+// File descriptors: capture and restore side by side.
+//
+// Capture reads /proc/<pid>/fd/<n> (readlink, stat) and /proc/<pid>/fdinfo/<n>
+// (pos, flags) and classifies each descriptor.  Restore policy:
+//   * regular files and directories are reopened by path with their flags
+//     and offset.  A file opened for writing that has grown since the
+//     checkpoint is truncated back to its checkpoint size: the bytes beyond
+//     were written by the run that was lost, and the restarted program writes
+//     them again (so an append-only log holds every line exactly once);
+//   * descriptors that share the open file of stdin/stdout/stderr
+//     (kcmp(2) KCMP_FILE) are connected to the restarting command's
+//     stdin/stdout/stderr -- output goes where `stasis restart` sends it;
+//   * /dev/null, /dev/zero, /dev/urandom... are reopened; a tty that is not
+//     stdio is reopened as /dev/tty if there is one, else /dev/null;
+//   * other kinds (pipes, sockets, eventfd...) outside stdio are not yet
+//     supported: the checkpoint records them and restart fails with a clear
+//     error naming the descriptor.
+#pragma once
+
+#include <vector>
+
+#include "common/status.h"
+#include "image/model.h"
+#include "state/proc_target.h"
+
+namespace stasis::state {
+
+// `skip_fd` is the agent's own socket.
+StatusOr<std::vector<image::FileDescriptor>> CaptureFiles(const ProcTarget& target, int skip_fd);
+
+// Checks before any process is created that every descriptor can be
+// restored (files exist, kinds supported).  Errors name the fd and path.
+Status CheckFiles(const image::ProcessImage& img);
+
+// Runs in the pre-restorer.  Closes every descriptor not in `keep` and not a
+// target descriptor, then installs the image's descriptors.  `stdio` are the
+// restarting command's stdin/stdout/stderr, already moved to high numbers
+// (-1 where absent: /dev/null is used).  Descriptors in `keep` must not
+// collide with image descriptors (choose numbers above the image's highest).
+Status RestoreFiles(const image::ProcessImage& img, const int stdio[3],
+                    const std::vector<int>& keep);
+
+// Highest fd number used by the image (-1 if none).
+int HighestFd(const image::ProcessImage& img);
+
+}  // namespace stasis::state

@@ -1,0 +1,67 @@
+// The coordinator protocol: newline-delimited JSON objects over TCP
+// (default 127.0.0.1:7779, env STASIS_COORD_HOST / STASIS_COORD_PORT, as
+// DMTCP's dmtcp_coordinator).  Every message has "type"; every request gets
+// exactly one reply with "ok": true|false and, when false, "error": a
+// complete user-facing message.  The coordinator rejects peers whose uid
+// (looked up in /proc/net/tcp{,6} by the peer's port) is not its own.
+//
+// Two kinds of peers say hello first:
+//   {"type":"hello","role":"supervisor","version":1,"job_id":..,"host":..,
+//    "supervisor_pid":<outer pid>,"program":..,"ckptdir":..,
+//    "interval":<s>,"keep":N,"compression":"zstd:1","restarted":bool,
+//    "generation":<last generation restored from, 0 for launch>}
+//     reply {"ok":true,"job_id":..}
+//   {"type":"hello","role":"client","version":1}     (stasis checkpoint/status/quit)
+//
+// Client requests (one per connection is enough):
+//   {"type":"checkpoint","kill":bool}
+//       reply, when the checkpoint is complete or failed:
+//       {"ok":true,"generation":N,"manifest":"<abs path>","bytes":B,"seconds":S,
+//        "images":[..abs paths..]}
+//   {"type":"status"}
+//       reply {"ok":true,"job_id":..,"state":"running"|"checkpointing",
+//              "interval":S,"ckptdir":..,"keep":N,"compression":..,
+//              "processes":[{"pid":..,"program":..,"host":..,"supervisor_pid":..}],
+//              "last_checkpoint":null|{"generation":N,"manifest":..,"time":<epoch s>,"bytes":B,"seconds":S},
+//              "checkpoints_taken":N,"last_error":null|".."}
+//   {"type":"set_interval","interval":S}   reply {"ok":true}
+//   {"type":"quit"}                         reply {"ok":true}; job killed, coordinator exits
+//
+// Coordinator -> supervisor (requests; the supervisor replies with the same "type"):
+//   {"type":"quiesce","generation":N}
+//       supervisor quiesces all its processes; reply {"ok":true} or error
+//       (on error it has already resumed its processes)
+//   {"type":"dump","generation":N,"dir":"<abs ckptdir>"}
+//       writes one image per process; reply
+//       {"ok":true,"processes":[{"pid":..,"ppid":..,"program":..,"image":"<file name>","image_size":B}]}
+//       or error (its partial images for N removed)
+//   {"type":"resume"}          reply {"ok":true}
+//   {"type":"kill"}            SIGKILL every job process; reply {"ok":true}, then the supervisor exits
+//   {"type":"abort","generation":N}  remove images of N, resume; reply {"ok":true}
+// Supervisor -> coordinator (notifications, no reply):
+//   {"type":"processes","processes":[{"pid":..,"program":..}]}   whenever the set changes
+//   {"type":"exited","status":<exit code>}                        job's main process ended
+//
+// Checkpoint barrier: the coordinator sends quiesce to every supervisor and
+// waits for all; then dump to all and waits for all; then writes the
+// manifest (image::WriteManifest), the restart script
+// "<ckptdir>/stasis_restart.sh", prunes (image::PruneCheckpoints), and
+// finally sends resume (or kill).  Any failure -> abort to all, error reply.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace stasis::coordinator {
+
+constexpr int kProtocolVersion = 1;
+constexpr uint16_t kDefaultPort = 7779;
+constexpr const char* kDefaultHost = "127.0.0.1";
+constexpr const char* kHostEnv = "STASIS_COORD_HOST";
+constexpr const char* kPortEnv = "STASIS_COORD_PORT";
+
+}  // namespace stasis::coordinator

@@ -17,6 +17,10 @@
 //     error naming the descriptor.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -25,7 +29,9 @@
 
 namespace stasis::state {
 
-// `skip_fd` is the agent's own socket.
+// `skip_fd` is the agent's own socket (-1: none).  Sorted by fd.  Needs
+// PTRACE_MODE_READ access to the target for fdinfo and kcmp(2).  Errors name
+// the pid and fd.
 StatusOr<std::vector<image::FileDescriptor>> CaptureFiles(const ProcTarget& target, int skip_fd);
 
 // Checks before any process is created that every descriptor can be
@@ -42,5 +48,24 @@ Status RestoreFiles(const image::ProcessImage& img, const int stdio[3],
 
 // Highest fd number used by the image (-1 if none).
 int HighestFd(const image::ProcessImage& img);
+
+// --- Helpers, exposed for tests. ---
+
+// The fields of /proc/<pid>/fdinfo/<fd> that capture uses (proc(5)):
+// "pos:" decimal byte offset, "flags:" octal open(2) flags incl. O_CLOEXEC.
+struct Fdinfo {
+  uint64_t pos = 0;
+  int32_t flags = 0;
+};
+// Errors if "pos:" or "flags:" is missing or malformed.
+StatusOr<Fdinfo> ParseFdinfo(const std::string& text);
+
+// Kind of a descriptor from its /proc link text and stat(2) of the link
+// (st_mode, st_rdev).  Link prefixes win over the mode ("pipe:[..]",
+// "socket:[..]", "anon_inode:..." -- anon inodes report varying modes).
+image::FileDescriptor::Kind ClassifyFd(const std::string& link, mode_t mode, dev_t rdev);
+
+// "regular file", "pipe", ... for messages.
+const char* FdKindName(image::FileDescriptor::Kind kind);
 
 }  // namespace stasis::state

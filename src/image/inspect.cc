@@ -1,0 +1,152 @@
+#include "image/inspect.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "image/codec.h"
+#include "image/reader.h"
+
+namespace stasis::image {
+namespace {
+
+std::string Fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string Fmt(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+std::string UtcTime(double t) {
+  time_t secs = static_cast<time_t>(t);
+  struct tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  int ms = static_cast<int>((t - static_cast<double>(secs)) * 1000);
+  return Fmt("%s.%03d UTC", buf, ms < 0 ? 0 : ms);
+}
+
+std::string HumanBytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? Fmt("%" PRIu64 " B", n) : Fmt("%.1f %s", v, units[u]);
+}
+
+std::string Prot(uint32_t p) {
+  std::string s = "---";
+  if (p & PROT_READ) s[0] = 'r';
+  if (p & PROT_WRITE) s[1] = 'w';
+  if (p & PROT_EXEC) s[2] = 'x';
+  return s;
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_size, std::ostream& out) {
+  out << "format version: " << (sum ? sum->format_version : kFormatVersion) << "\n";
+  out << "program:        " << m.program << "\n";
+  out << "exe:            " << m.exe << "\n";
+  out << "argv:          ";
+  for (const auto& a : m.argv) out << " " << nlohmann::json(a).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out << "\n";
+  out << "pid/ppid:       " << m.pid << " / " << m.ppid << "  (pgid " << m.pgid << ", sid " << m.sid << ")\n";
+  out << "uid/gid:        " << m.uid << " / " << m.gid << "\n";
+  out << "hostname:       " << m.hostname << "\n";
+  out << "kernel:         " << m.kernel_release << "\n";
+  out << "checkpoint at:  " << UtcTime(m.checkpoint_time) << "\n";
+  out << "job id:         " << m.job_id << "\n";
+  out << "generation:     " << m.generation << "\n";
+  out << "cwd:            " << m.cwd << "\n";
+
+  out << "threads (" << m.threads.size() << "):\n";
+  for (const auto& t : m.threads)
+    out << Fmt("  tid %-8d %-16s fs_base 0x%" PRIx64 "\n", t.tid, t.comm.c_str(), t.fs_base);
+
+  uint64_t mapped = 0;
+  out << "memory areas (" << m.areas.size() << "):\n";
+  for (const auto& a : m.areas) {
+    mapped += a.size();
+    out << Fmt("  %012" PRIx64 "-%012" PRIx64 " %s %-12s %10s  stored %8" PRIu64 " pages  %s\n", a.start, a.end,
+               Prot(a.prot).c_str(), AreaKindName(a.kind), HumanBytes(a.size()).c_str(),
+               sum ? a.stored_pages : 0, a.name.c_str());
+  }
+  out << "file descriptors (" << m.fds.size() << "):\n";
+  for (const auto& f : m.fds) {
+    out << Fmt("  %4d %-11s flags 0%o%s offset %" PRIu64 "  %s", f.fd, FdKindName(f.kind), f.flags,
+               f.cloexec ? " cloexec" : "", f.offset, f.path.c_str());
+    if (f.stdio_alias >= 0) out << "  (shares stdio " << f.stdio_alias << ")";
+    out << "\n";
+  }
+  out << "mapped memory:  " << HumanBytes(mapped) << "\n";
+  if (sum) {
+    out << "stored pages:   " << sum->stored_pages << " (" << HumanBytes(sum->raw_bytes) << ")\n";
+    out << "file size:      " << HumanBytes(file_size) << " (" << file_size << " bytes)\n";
+    double ratio = sum->stored_bytes ? static_cast<double>(sum->raw_bytes) / static_cast<double>(sum->stored_bytes) : 1.0;
+    out << Fmt("compression:    %.2fx (page data %s -> %s)\n", ratio, HumanBytes(sum->raw_bytes).c_str(),
+               HumanBytes(sum->stored_bytes).c_str());
+    out << "integrity:      OK (" << sum->n_blocks << " blocks verified)\n";
+  } else {
+    out << "file size:      " << HumanBytes(file_size) << " (" << file_size << " bytes)\n";
+  }
+}
+
+}  // namespace
+
+Status InspectImage(const std::string& path, bool json, std::ostream& out) {
+  auto reader = ImageReader::Open(path);
+  if (!reader.ok()) {
+    if (json) {
+      out << nlohmann::json{{"path", path}, {"integrity", "failed"}, {"error", reader.status().message()}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+          << "\n";
+    } else {
+      out << "integrity:      FAILED: " << reader.status().message() << "\n";
+    }
+    return reader.status();
+  }
+  ImageReader& r = **reader;
+  auto sum = r.Verify();
+  const uint64_t file_size = FileSize(path);
+  if (json) {
+    nlohmann::json j = ToJson(r.metadata());
+    j["path"] = path;
+    j["file_size"] = file_size;
+    if (sum.ok()) {
+      j["format_version"] = sum->format_version;
+      j["blocks"] = sum->n_blocks;
+      j["stored_pages"] = sum->stored_pages;
+      j["raw_bytes"] = sum->raw_bytes;
+      j["stored_bytes"] = sum->stored_bytes;
+      uint64_t mapped = 0;
+      for (const auto& a : r.metadata().areas) mapped += a.size();
+      j["mapped_bytes"] = mapped;
+      j["integrity"] = "ok";
+    } else {
+      j["integrity"] = "failed";
+      j["error"] = sum.status().message();
+    }
+    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    PrintText(r.metadata(), sum.ok() ? &*sum : nullptr, file_size, out);
+    if (!sum.ok()) out << "integrity:      FAILED: " << sum.status().message() << "\n";
+  }
+  return sum.status();
+}
+
+}  // namespace stasis::image

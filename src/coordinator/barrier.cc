@@ -1,0 +1,295 @@
+// The checkpoint barrier (protocol.h): quiesce all -> dump all -> manifest,
+// restart script, prune -> resume or kill.  Any failure before the manifest
+// is durable aborts the checkpoint on every supervisor; the previous
+// checkpoint is untouched because only a new manifest can supersede it.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+
+#include "coordinator/coordinator_impl.h"
+
+namespace stasis::coordinator::internal {
+
+namespace {
+
+const char* PhaseVerb(Checkpoint::Phase phase) {
+  switch (phase) {
+    case Checkpoint::Phase::kQuiesce: return "quiesce";
+    case Checkpoint::Phase::kDump: return "dump";
+    case Checkpoint::Phase::kKill: return "kill";
+  }
+  return "?";
+}
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+std::string Seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", s);
+  return buf;
+}
+
+}  // namespace
+
+void CoordinatorImpl::RequestCheckpoint(std::optional<uint64_t> client, bool kill) {
+  if (ckpt_) {
+    // The running checkpoint may already be past the point this request
+    // wants to capture; it gets the result of the next one.
+    queued_ = true;
+    queued_kill_ |= kill;
+    if (client) queued_clients_.push_back(*client);
+    return;
+  }
+  std::vector<uint64_t> clients;
+  if (client) clients.push_back(*client);
+  StartCheckpoint(std::move(clients), kill);
+}
+
+void CoordinatorImpl::StartCheckpoint(std::vector<uint64_t> clients, bool kill) {
+  const uint64_t generation = std::max(next_generation_, image::HighestGeneration(ckptdir_) + 1);
+  next_generation_ = generation + 1;  // never reused, even if this one fails
+  Checkpoint c;
+  c.generation = generation;
+  c.kill = kill;
+  c.clients = std::move(clients);
+  c.start = MonotonicNow();
+  c.deadline = c.start + opts_.phase_timeout;
+  c.phase = Checkpoint::Phase::kQuiesce;
+  for (const auto& [id, p] : peers_) {
+    if (p->role == Peer::Role::kSupervisor) c.members.insert(id);
+  }
+  c.waiting = c.members;
+  ckpt_ = std::move(c);
+  Log("checkpoint " + std::to_string(generation) + " started (" + std::to_string(ckpt_->members.size()) +
+      " supervisor" + (ckpt_->members.size() == 1 ? "" : "s") + ", dir " + ckptdir_ + ")");
+  std::error_code ec;
+  std::filesystem::create_directories(ckptdir_, ec);
+  if (ec) {
+    FailCheckpoint("checkpoint " + std::to_string(generation) + " failed: cannot create " + ckptdir_ + ": " +
+                   ec.message());
+    return;
+  }
+  if (ckpt_->members.empty()) {
+    FailCheckpoint("checkpoint " + std::to_string(generation) + " failed: no supervisor is connected");
+    return;
+  }
+  for (uint64_t id : ckpt_->members) {
+    if (Peer* p = Find(id)) SendRequest(*p, "quiesce", {{"generation", generation}});
+  }
+}
+
+void CoordinatorImpl::OnSupervisorReply(Peer& p, const SentRequest& req, const Json& reply) {
+  if (quitting_ && req.type == "kill") {
+    Disconnect(p.id, "killed ('stasis quit')");
+    return;
+  }
+  if (!ckpt_ || req.generation != ckpt_->generation || req.type != PhaseVerb(ckpt_->phase) ||
+      !ckpt_->waiting.count(p.id)) {
+    return;  // resume/abort acknowledgements, or stale replies
+  }
+  if (!GetBool(reply, "ok")) {
+    if (ckpt_->phase == Checkpoint::Phase::kKill) {
+      Log(p.Name() + ": kill failed: " + GetString(reply, "error"));
+    } else {
+      std::string err = GetString(reply, "error", "unknown error");
+      FailCheckpoint("checkpoint " + std::to_string(ckpt_->generation) + " failed: " + p.Name() + ": " + err);
+      return;
+    }
+  }
+  if (ckpt_->phase == Checkpoint::Phase::kDump) {
+    auto it = reply.find("processes");
+    if (it == reply.end() || !it->is_array() || it->empty()) {
+      FailCheckpoint("checkpoint " + std::to_string(ckpt_->generation) + " failed: " + p.Name() +
+                     ": dump reply lists no process images");
+      return;
+    }
+    for (const auto& e : *it) {
+      image::ManifestProcess mp;
+      mp.pid = static_cast<int32_t>(GetNumber(e, "pid"));
+      mp.ppid = static_cast<int32_t>(GetNumber(e, "ppid"));
+      mp.program = GetString(e, "program");
+      mp.image = GetString(e, "image");
+      mp.image_size = static_cast<uint64_t>(GetNumber(e, "image_size"));
+      if (mp.image.empty() || mp.image.find('/') != std::string::npos) {
+        FailCheckpoint("checkpoint " + std::to_string(ckpt_->generation) + " failed: " + p.Name() +
+                       ": bad image file name '" + mp.image + "' in dump reply");
+        return;
+      }
+      ckpt_->processes.push_back(std::move(mp));
+    }
+  }
+  ckpt_->waiting.erase(p.id);
+  if (ckpt_->waiting.empty()) AdvanceCheckpoint();
+}
+
+void CoordinatorImpl::OnSupervisorGone(uint64_t id, const std::string& why) {
+  if (!ckpt_ || !ckpt_->members.count(id)) return;
+  ckpt_->members.erase(id);
+  if (ckpt_->phase == Checkpoint::Phase::kKill) {
+    ckpt_->waiting.erase(id);
+    if (ckpt_->waiting.empty()) CompleteCheckpoint();
+    return;
+  }
+  FailCheckpoint("checkpoint " + std::to_string(ckpt_->generation) + " failed: " + why);
+}
+
+void CoordinatorImpl::AdvanceCheckpoint() {
+  Checkpoint& c = *ckpt_;
+  const std::string gen = std::to_string(c.generation);
+  if (c.phase == Checkpoint::Phase::kQuiesce) {
+    c.phase = Checkpoint::Phase::kDump;
+    c.waiting = c.members;
+    c.deadline = MonotonicNow() + opts_.phase_timeout;
+    for (uint64_t id : c.members) {
+      if (Peer* p = Find(id)) SendRequest(*p, "dump", {{"generation", c.generation}, {"dir", ckptdir_}});
+    }
+    return;
+  }
+  if (c.phase == Checkpoint::Phase::kKill) {
+    CompleteCheckpoint();
+    return;
+  }
+  // All images are durable: the manifest makes the checkpoint exist.
+  image::Manifest m;
+  m.job_id = job_id_;
+  m.generation = c.generation;
+  m.time = WallNow();
+  m.hostname = Hostname();
+  m.processes = c.processes;
+  m.interval = interval_;
+  m.keep = keep_;
+  m.compression = compression_;
+  if (Status st = image::WriteManifest(ckptdir_, m); !st.ok()) {
+    FailCheckpoint("checkpoint " + gen + " failed: " + st.message());
+    return;
+  }
+  const std::string manifest = (std::filesystem::path(ckptdir_) / image::ManifestFileName(c.generation)).string();
+  // The checkpoint exists now; later problems are warnings only.
+  if (Status st = WriteRestartScript(ckptdir_, opts_.stasis_exe); !st.ok()) {
+    Log("warning: checkpoint " + gen + ": " + st.message());
+  }
+  if (Status st = image::PruneCheckpoints(ckptdir_, keep_); !st.ok()) {
+    Log("warning: checkpoint " + gen + ": pruning old checkpoints: " + st.message());
+  }
+  Json images = Json::array();
+  for (const auto& p : c.processes) images.push_back((std::filesystem::path(ckptdir_) / p.image).string());
+  const double seconds = MonotonicNow() - c.start;
+  c.result = {{"ok", true},
+              {"generation", c.generation},
+              {"manifest", manifest},
+              {"bytes", m.total_bytes()},
+              {"seconds", seconds},
+              {"images", images}};
+  last_checkpoint_ = {{"generation", c.generation},
+                      {"manifest", manifest},
+                      {"time", m.time},
+                      {"bytes", m.total_bytes()},
+                      {"seconds", seconds}};
+  ++checkpoints_taken_;
+  Log("checkpoint " + gen + " complete: " + manifest + " (" + std::to_string(m.total_bytes()) + " bytes in " +
+      Seconds(seconds) + " s)");
+  if (!c.kill) {
+    for (uint64_t id : c.members) {
+      if (Peer* p = Find(id)) SendRequest(*p, "resume", Json::object());
+    }
+    CompleteCheckpoint();
+    return;
+  }
+  c.phase = Checkpoint::Phase::kKill;
+  c.waiting = c.members;
+  c.deadline = MonotonicNow() + 30;
+  for (uint64_t id : c.members) {
+    if (Peer* p = Find(id)) SendRequest(*p, "kill", Json::object());
+  }
+}
+
+void CoordinatorImpl::CompleteCheckpoint() {
+  Checkpoint c = std::move(*ckpt_);
+  ckpt_.reset();
+  timer_base_ = MonotonicNow();
+  if (c.kill) {
+    // The job is gone: drop its supervisors now, and with --exit-on-last
+    // stop listening before replying, so a `stasis restart` issued right
+    // after `stasis checkpoint --kill` starts a fresh coordinator.
+    for (uint64_t id : c.members) Disconnect(id, "killed after the checkpoint");
+    if (opts_.exit_on_last && SupervisorCount() == 0) {
+      Log("the job was killed after checkpoint " + std::to_string(c.generation) + "; exiting");
+      StopListening();
+      stop_ = true;
+    }
+  }
+  for (uint64_t client : c.clients) SendTo(client, c.result);
+  StartQueuedCheckpoint();
+}
+
+void CoordinatorImpl::FailCheckpoint(const std::string& error) {
+  Checkpoint c = std::move(*ckpt_);
+  ckpt_.reset();
+  Log(error);
+  last_error_ = error;
+  timer_base_ = MonotonicNow();
+  for (uint64_t id : c.members) {
+    if (Peer* p = Find(id)) {
+      Json msg = {{"type", "abort"}, {"generation", c.generation}};
+      p->sent.push_back({"abort", c.generation});
+      Send(*p, msg);
+    }
+  }
+  for (uint64_t client : c.clients) SendTo(client, {{"ok", false}, {"error", error}});
+  StartQueuedCheckpoint();
+}
+
+void CoordinatorImpl::StartQueuedCheckpoint() {
+  if (!queued_ || stop_ || quitting_) {
+    if (queued_ && (stop_ || quitting_)) {
+      for (uint64_t client : queued_clients_) {
+        SendTo(client, {{"ok", false}, {"error", "the job ended before the checkpoint could start"}});
+      }
+      queued_clients_.clear();
+      queued_ = queued_kill_ = false;
+    }
+    return;
+  }
+  std::vector<uint64_t> clients = std::move(queued_clients_);
+  const bool kill = queued_kill_;
+  queued_clients_.clear();
+  queued_ = queued_kill_ = false;
+  if (SupervisorCount() == 0) {
+    for (uint64_t client : clients) {
+      SendTo(client, {{"ok", false}, {"error", "no job is running under this coordinator (no supervisor connected)"}});
+    }
+    return;
+  }
+  StartCheckpoint(std::move(clients), kill);
+}
+
+std::string CoordinatorImpl::WaitingNames() const {
+  std::string names;
+  for (uint64_t id : ckpt_->waiting) {
+    auto it = peers_.find(id);
+    if (it == peers_.end()) continue;
+    if (!names.empty()) names += ", ";
+    names += it->second->Name();
+  }
+  return names;
+}
+
+void CoordinatorImpl::CheckpointTimeout() {
+  if (ckpt_->phase == Checkpoint::Phase::kKill) {
+    Log("checkpoint " + std::to_string(ckpt_->generation) + ": no kill acknowledgement from " + WaitingNames());
+    CompleteCheckpoint();
+    return;
+  }
+  FailCheckpoint("checkpoint " + std::to_string(ckpt_->generation) + " failed: timed out after " +
+                 Seconds(opts_.phase_timeout) + " s waiting for " + WaitingNames() + " to " +
+                 PhaseVerb(ckpt_->phase));
+}
+
+}  // namespace stasis::coordinator::internal

@@ -1,0 +1,291 @@
+#include "job/namespace.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace stasis::job {
+namespace {
+
+// Start report wire format: one byte 'S' (started) or 'E' (error), then for
+// 'E' a native uint32 length and the message.
+constexpr char kStarted = 'S';
+constexpr char kFailed = 'E';
+
+// Where this process forwards the kForwardedSignals (0 = nowhere yet).
+std::atomic<pid_t> g_forward_to{0};
+
+void ForwardHandler(int sig, siginfo_t* info, void*) {
+  // Terminal-generated signals already reached the job's process group.
+  if (info != nullptr && info->si_code == SI_KERNEL) return;
+  pid_t pid = g_forward_to.load(std::memory_order_relaxed);
+  if (pid > 0) {
+    int saved = errno;
+    kill(pid, sig);
+    errno = saved;
+  }
+}
+
+sigset_t HandledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kForwardedSignals) sigaddset(&set, sig);
+  sigaddset(&set, SIGCHLD);
+  return set;
+}
+
+// Installs ForwardHandler for kForwardedSignals; saves the old actions in `old`.
+void InstallForwarders(struct sigaction (&old)[std::size(kForwardedSignals)]) {
+  struct sigaction sa {};
+  sa.sa_sigaction = ForwardHandler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  for (size_t i = 0; i < std::size(kForwardedSignals); ++i) {
+    sigaction(kForwardedSignals[i], &sa, &old[i]);
+  }
+}
+
+bool WriteAll(int fd, const void* data, size_t len) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads exactly len bytes; false on EOF or error.
+bool ReadAll(int fd, void* data, size_t len) {
+  char* p = static_cast<char*>(data);
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void ReportFailure(int fd, const std::string& message) {
+  uint32_t len = static_cast<uint32_t>(message.size());
+  char type = kFailed;
+  WriteAll(fd, &type, 1);
+  WriteAll(fd, &len, sizeof(len));
+  WriteAll(fd, message.data(), len);
+}
+
+Status WriteProcFile(const char* path, const std::string& text) {
+  ScopedFd fd(open(path, O_WRONLY | O_CLOEXEC));
+  if (!fd) return Status::Errno(fmt::format("open {}", path));
+  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return Status::Errno(fmt::format("write \"{}\" to {}", text, path));
+  }
+  return Status::Ok();
+}
+
+Status EnterNamespaces(uid_t uid, gid_t gid) {
+  if (unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS) != 0) {
+    int err = errno;
+    std::string hint;
+    if (err == EPERM || err == ENOSPC || err == EACCES) {
+      hint = " (unprivileged user namespaces may be disabled: check sysctl "
+             "user.max_user_namespaces, kernel.unprivileged_userns_clone, "
+             "kernel.apparmor_restrict_unprivileged_userns, or a seccomp filter "
+             "of the container)";
+    }
+    return Status::Error(fmt::format("cannot create the job's namespaces: "
+                                     "unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS): {}{}",
+                                     strerror(err), hint));
+  }
+  // setgroups must be denied before an unprivileged gid_map write (user_namespaces(7)).
+  RETURN_IF_ERROR(WriteProcFile("/proc/self/setgroups", "deny"));
+  RETURN_IF_ERROR(WriteProcFile("/proc/self/uid_map", fmt::format("{} {} 1\n", uid, uid)));
+  RETURN_IF_ERROR(WriteProcFile("/proc/self/gid_map", fmt::format("{} {} 1\n", gid, gid)));
+  return Status::Ok();
+}
+
+// In C2, before /proc is replaced: our pid as the caller's /proc sees it.
+pid_t OuterPid() {
+  char buf[32] = {};
+  ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
+  return n > 0 ? static_cast<pid_t>(atoi(buf)) : 0;
+}
+
+Status SetUpMounts() {
+  // Keep our /proc mount (and anything else) from propagating back out.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return Status::Errno("cannot make the job's mounts private: mount(/, MS_REC|MS_PRIVATE)");
+  }
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    int err = errno;
+    return Status::Error(fmt::format(
+        "cannot mount /proc for the job's pid namespace: {}{}", strerror(err),
+        err == EPERM ? " (the kernel refuses a new proc mount when parts of /proc are "
+                       "hidden by over-mounts, as in some containers)"
+                     : ""));
+  }
+  return Status::Ok();
+}
+
+pid_t WaitFor(pid_t pid, int* status) {
+  for (;;) {
+    pid_t r = waitpid(pid, status, 0);
+    if (r >= 0 || errno != EINTR) return r;
+  }
+}
+
+// C1: enters the namespaces, forks C2, waits for it.  Never returns.
+[[noreturn]] void RunC1(const std::function<int(InitContext&)>& init, int report_fd,
+                        pid_t launcher, const sigset_t& original_mask, uid_t uid, gid_t gid) {
+  Status st = EnterNamespaces(uid, gid);
+  if (!st.ok()) {
+    ReportFailure(report_fd, st.message());
+    _exit(1);
+  }
+  pid_t c2 = fork();
+  if (c2 < 0) {
+    ReportFailure(report_fd, Status::Errno("fork of the job's init process").message());
+    _exit(1);
+  }
+  if (c2 == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    InitContext ctx;
+    ctx.outer_pid = OuterPid();
+    ctx.launcher_pid = launcher;
+    ctx.original_mask = original_mask;
+    StartReporter reporter(report_fd);
+    ctx.reporter = &reporter;
+    st = SetUpMounts();
+    if (!st.ok()) {
+      reporter.Failed(st);
+      _exit(1);
+    }
+    int code = init(ctx);
+    _exit(code);
+  }
+  close(report_fd);
+  g_forward_to.store(c2);
+  struct sigaction old[std::size(kForwardedSignals)];
+  InstallForwarders(old);
+  sigprocmask(SIG_SETMASK, &original_mask, nullptr);
+  int status = 0;
+  if (WaitFor(c2, &status) < 0) _exit(1);
+  _exit(ExitCodeFromWaitStatus(status));
+}
+
+}  // namespace
+
+void StartReporter::Started() {
+  if (!fd_) return;
+  char type = kStarted;
+  WriteAll(fd_.get(), &type, 1);
+  fd_.reset();
+}
+
+void StartReporter::Failed(const Status& error) {
+  if (!fd_) return;
+  ReportFailure(fd_.get(), error.message());
+  fd_.reset();
+}
+
+int ExitCodeFromWaitStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+void ResetSignalsForExec(const InitContext& ctx) {
+  struct sigaction sa {};
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : kForwardedSignals) sigaction(sig, &sa, nullptr);
+  sigaction(SIGCHLD, &sa, nullptr);
+  sigaction(SIGPIPE, &sa, nullptr);
+  sigprocmask(SIG_SETMASK, &ctx.original_mask, nullptr);
+}
+
+StatusOr<int> RunInJobNamespace(const std::function<int(InitContext&)>& init) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Status::Errno("pipe");
+  ScopedFd report_read(fds[0]);
+  ScopedFd report_write(fds[1]);
+
+  // Block the forwarded signals across fork so none is lost or kills a child
+  // before its handler (or, in C2, its signalfd) is in place.
+  sigset_t handled = HandledSignals(), original_mask;
+  sigprocmask(SIG_BLOCK, &handled, &original_mask);
+  const pid_t launcher = getpid();
+  const uid_t uid = getuid();
+  const gid_t gid = getgid();
+
+  pid_t c1 = fork();
+  if (c1 < 0) {
+    int err = errno;
+    sigprocmask(SIG_SETMASK, &original_mask, nullptr);
+    return Status::Errno("fork", err);
+  }
+  if (c1 == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != launcher) _exit(1);  // the launcher died before prctl
+    report_read.reset();
+    RunC1(init, report_write.release(), launcher, original_mask, uid, gid);
+  }
+
+  report_write.reset();
+  const pid_t previous_target = g_forward_to.exchange(c1);
+  struct sigaction old[std::size(kForwardedSignals)];
+  InstallForwarders(old);
+  sigprocmask(SIG_SETMASK, &original_mask, nullptr);
+
+  // The report: 'S', 'E'+message, or EOF if C1/C2 died first.
+  std::string error;
+  bool started = false;
+  char type = 0;
+  if (ReadAll(report_read.get(), &type, 1)) {
+    if (type == kStarted) {
+      started = true;
+    } else {
+      uint32_t len = 0;
+      if (ReadAll(report_read.get(), &len, sizeof(len)) && len < (1u << 20)) {
+        error.resize(len);
+        if (!ReadAll(report_read.get(), error.data(), len)) error.clear();
+      }
+      if (error.empty()) error = "the job's supervisor failed to start (truncated report)";
+    }
+  }
+  report_read.reset();
+
+  int status = 0;
+  pid_t waited = WaitFor(c1, &status);
+  int wait_errno = errno;
+  for (size_t i = 0; i < std::size(kForwardedSignals); ++i) {
+    sigaction(kForwardedSignals[i], &old[i], nullptr);
+  }
+  g_forward_to.store(previous_target);
+
+  if (waited < 0) return Status::Errno("waitpid for the job", wait_errno);
+  int code = ExitCodeFromWaitStatus(status);
+  if (!error.empty()) return Status::Error(error);
+  if (!started) {
+    return Status::Error(fmt::format(
+        "the job's supervisor exited with status {} before the program started", code));
+  }
+  return code;
+}
+
+}  // namespace stasis::job

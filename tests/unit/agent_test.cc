@@ -324,6 +324,35 @@ TEST_F(AgentTest, QuiescesProgramThatBlocksAllSignals) {
   EXPECT_EQ(c->Wait(), 0);
 }
 
+TEST_F(AgentTest, PendingSignalsAreRecordedAndRequeued) {
+  auto c = Spawn({"pending", "15"}, server_->socket_path());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(server_->WaitForAgent(c->pid, 10));
+  Startup s;
+  ASSERT_TRUE(ReadStartup(*c, &s));
+  Status st = server_->QuiesceAll({c->pid}, 1, 10);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto cb = ReadControlBlock(c->pid, ControlBlockAddr(c->pid));
+  ASSERT_TRUE(cb);
+  const auto& leader = cb->threads[0];
+  ASSERT_EQ(leader.tid, c->pid);
+  ASSERT_EQ(leader.n_pending, 3);
+  EXPECT_EQ(leader.pending[0].signo, SIGUSR1);
+  EXPECT_EQ(leader.pending[1].signo, SIGRTMIN + 2);
+  EXPECT_EQ(leader.pending[2].signo, SIGRTMIN + 2);
+  siginfo_t si;
+  std::memcpy(&si, leader.pending[1].siginfo, sizeof(si));
+  EXPECT_EQ(si.si_code, SI_QUEUE);
+  EXPECT_EQ(si.si_value.sival_int, 42);
+  ASSERT_EQ(cb->n_shared_pending, 1);
+  EXPECT_EQ(cb->shared_pending[0].signo, SIGUSR2);
+  for (int i = 1; i < cb->n_threads; ++i) EXPECT_EQ(cb->threads[i].n_pending, 0);
+  server_->ResumeAll();
+  EXPECT_EQ(c->ReadLine(20), "pending ok");
+  EXPECT_EQ(c->ReadLine(5), "done ok");
+  EXPECT_EQ(c->Wait(), 0);
+}
+
 TEST_F(AgentTest, FailedQuiesceIsReportedAndProgramKeepsRunning) {
   auto c = Spawn({"rawblock", "40"}, server_->socket_path(), {"STASIS_QUIESCE_TIMEOUT=1"});
   ASSERT_TRUE(c);

@@ -7,7 +7,10 @@
  *     mode: "count" (default); "blockall": every thread blocks all signals
  *           with pthread_sigmask; "rawblock": worker 0 blocks all signals
  *           with the raw rt_sigprocmask system call (cannot be quiesced);
- *           "fork": additionally forks a child that runs the same workload.
+ *           "fork": additionally forks a child that runs the same workload;
+ *           "pending": before the workers start, queues SIGUSR1 and twice
+ *           SIGRTMIN+2 to the main thread and SIGUSR2 to the process (all
+ *           blocked), and at the end checks they are all still pending.
  *     ticks: main-thread ticks of 100 ms (default 30).
  */
 #define _GNU_SOURCE
@@ -69,9 +72,46 @@ static void sleep_100ms(void) {
   }  /* EINTR (the checkpoint signal): sleep the rest */
 }
 
+/* Queues signals that stay pending (blocked in every thread). */
+static void queue_pending(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
+  sigaddset(&set, SIGRTMIN + 2);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  raise(SIGUSR1);          /* thread-directed (tgkill) */
+  union sigval v = {.sival_int = 42};
+  pthread_sigqueue(pthread_self(), SIGRTMIN + 2, v);  /* thread-directed, twice */
+  pthread_sigqueue(pthread_self(), SIGRTMIN + 2, v);
+  kill(getpid(), SIGUSR2); /* process-directed, SI_USER */
+}
+
+/* 1 if exactly the signals queue_pending() queued are pending, with their siginfo. */
+static int check_pending(void) {
+  struct timespec zero = {0, 0};
+  siginfo_t si;
+  sigset_t one;
+  int rt = 0, usr1 = 0, usr2 = 0;
+  for (int k = 0; k < 4; ++k) {
+    sigemptyset(&one);
+    sigaddset(&one, SIGUSR1);
+    sigaddset(&one, SIGUSR2);
+    sigaddset(&one, SIGRTMIN + 2);
+    int sig = sigtimedwait(&one, &si, &zero);
+    if (sig == SIGUSR1 && si.si_code <= 0 && si.si_pid == getpid()) usr1++;
+    else if (sig == SIGUSR2 && si.si_code == SI_USER && si.si_pid == getpid()) usr2++;
+    else if (sig == SIGRTMIN + 2 && si.si_code == SI_QUEUE && si.si_value.sival_int == 42) rt++;
+    else printf("unexpected signal %d code %d\n", sig, sig > 0 ? si.si_code : 0);
+  }
+  return usr1 == 1 && usr2 == 1 && rt == 2 && sigtimedwait(&one, &si, &zero) < 0;
+}
+
 static int run(int ticks) {
   pthread_t t[NWORKERS];
   block_all();
+  int pending = strcmp(mode, "pending") == 0;
+  if (pending) queue_pending();
   pthread_mutex_lock(&out_lock);
   printf("addr %lx pid %d\n", (unsigned long)counters, getpid());
   fflush(stdout);
@@ -84,6 +124,11 @@ static int run(int ticks) {
     void* r;
     pthread_join(t[i], &r);
     if ((uint64_t)(uintptr_t)r != counters[i] || counters[i] == 0) ok = 0;
+  }
+  if (pending) {
+    int p = check_pending();
+    printf(p ? "pending ok\n" : "pending LOST\n");
+    if (!p) ok = 0;
   }
   pthread_mutex_lock(&out_lock);
   printf(ok ? "done ok\n" : "done MISMATCH\n");

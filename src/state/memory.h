@@ -28,7 +28,8 @@ namespace stasis::state {
 
 // Parses /proc/<pid>/maps into areas (kind, prot, name, offset, file
 // identity).  Skips [vsyscall].  Areas listed in `exclude` (start,len pairs,
-// e.g. a previous restorer region) are dropped.
+// e.g. a previous restorer region) are dropped.  A file that was deleted
+// keeps its maps name, which ends in " (deleted)"; CheckAreaFiles reports it.
 StatusOr<std::vector<image::MemoryArea>> CaptureAreas(
     const ProcTarget& target, const std::vector<std::pair<uint64_t, uint64_t>>& exclude = {});
 
@@ -41,5 +42,18 @@ StatusOr<uint64_t> DumpPages(const ProcTarget& target, std::vector<image::Memory
 // needs exists with the size and mtime recorded at checkpoint.  The error
 // names the file and the difference.
 Status CheckAreaFiles(const image::ProcessImage& img);
+
+// --- Helpers, exposed for tests and the restorer. ---
+
+// Parses the text of a maps file (proc(5)) without touching any file: kind,
+// prot, name and offset are set, file identity is not.  Skips [vsyscall].
+// Errors name the line number.
+StatusOr<std::vector<image::MemoryArea>> ParseMaps(const std::string& text);
+
+// True if the 4096 bytes at `page` are all zero (vectorised, early exit).
+bool IsZeroPage(const void* page);
+
+// "anon-private", "file-shared", ... for messages.
+const char* AreaKindName(image::MemoryArea::Kind kind);
 
 }  // namespace stasis::state

@@ -100,6 +100,14 @@ struct BlobArgs {
   int32_t n_threads;              // threads[0] is the leader (tid == pid)
   BlobThread threads[kBlobMaxThreads];
   volatile int32_t threads_started;  // scratch for the blob
+
+  // Debug counters written by the blob (inspect with gdb after a
+  // STASIS_RESTART_PAUSE=1 restart, or in the region before the agent
+  // unmaps it): result of PR_SET_MM_MAP (0 or -errno), failed rseq and
+  // robust-list registrations.
+  int64_t debug_mm_result;
+  int32_t debug_rseq_failures;
+  int32_t debug_robust_failures;
 };
 
 constexpr uint64_t kBlobArgsMagic = 0x5354415349534241ull;  // "STASISBA"

@@ -131,8 +131,12 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
 
 StatusOr<DumpResult> DumpProcess(const DumpRequest& req) {
   auto result = Dump(req);
-  if (!result.ok()) return result.status().With("checkpoint of pid " + std::to_string(req.pid));
-  return result;
+  if (result.ok()) return result;
+  // State modules name the pid themselves; say it once.
+  const std::string who = "pid " + std::to_string(req.pid) + ": ";
+  std::string message = result.status().message();
+  for (size_t at; (at = message.find(who)) != std::string::npos;) message.erase(at, who.size());
+  return Status::Error("checkpoint of pid " + std::to_string(req.pid) + ": " + message);
 }
 
 }  // namespace stasis::checkpoint

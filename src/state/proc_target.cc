@@ -33,6 +33,8 @@ Status ProcTarget::ReadMemory(uint64_t addr, void* buf, size_t len) const {
     ssize_t n = ::pread(mem.get(), out + done, len - done, static_cast<off_t>(addr + done));
     if (n < 0) {
       if (errno == EINTR) continue;
+      // proc(5): reading an unmapped address of /proc/<pid>/mem gives EIO.
+      if (errno == EIO) return Status::Error(describe(addr + done) + ": address not mapped");
       return Status::Errno(describe(addr + done));
     }
     if (n == 0) return Status::Error(describe(addr + done) + ": unexpected end (address not mapped)");

@@ -25,10 +25,12 @@ TEST(RestoreLayout, FindFreeTakesHighestGap) {
   auto at = FindFree(busy, 0x10000, 0, 0x10000, 0x500000);
   ASSERT_TRUE(at);
   EXPECT_EQ(*at, 0x4f0000u);
-  // 0x201000..0x2ff000 (between the two, minus gaps) is too small: the gap below the first.
+  // Gaps keep 0x1000 from busy ranges: 0x201000..0x2ff000 is the highest that fits.
   at = FindFree(busy, 0x80000, 0x1000, 0x10000, 0x400000);
   ASSERT_TRUE(at);
-  EXPECT_EQ(*at, 0xff000u - 0x80000u);
+  EXPECT_EQ(*at, 0x2ff000u - 0x80000u);
+  at = FindFree(busy, 0xff000, 0x1000, 0x10000, 0x400000);
+  EXPECT_FALSE(at);  // no gap is that large
   EXPECT_FALSE(FindFree(busy, 0x400000, 0, 0x10000, 0x400000));
   // Overlapping busy ranges are merged.
   busy = {{0x100000, 0x300000}, {0x200000, 0x250000}};

@@ -1,0 +1,464 @@
+#include "job/supervisor.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "agent/agent_protocol.h"
+#include "checkpoint/dumper.h"
+#include "common/scoped_fd.h"
+#include "image/manifest.h"
+#include "image/reader.h"
+#include "image/writer.h"
+#include "job/agent_server.h"
+#include "job/coordinator_link.h"
+#include "restore/restorer.h"
+
+namespace stasis::job {
+namespace {
+
+using nlohmann::json;
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool EnvIsOne(const char* name) {
+  const char* v = getenv(name);
+  return v != nullptr && std::string(v) == "1";
+}
+
+class Supervisor {
+ public:
+  Supervisor(const SupervisorConfig& cfg, InitContext& ctx) : cfg_(cfg), ctx_(ctx) {}
+  int Run();
+
+ private:
+  Status Setup();
+  Status StartProgram();
+  StatusOr<pid_t> LaunchProgram();
+  StatusOr<pid_t> RestoreProgram();
+  void WaitForMainAgent();
+  void Loop();
+
+  void Reap();
+  void HandleSignals();
+  void HandleAgentInput();
+  void HandleCoordinatorInput();
+  void CoordinatorLost(const Status& why);
+  void NotifyProcessesIfChanged();
+  json HandleRequest(const json& req);
+  json Dump(uint64_t generation, const std::string& dir);
+  void RemoveImages(uint64_t generation);
+  void Send(const json& msg);
+
+  void Info(const std::string& msg) const {
+    if (cfg_.settings.verbose) fprintf(stderr, "stasis: %s\n", msg.c_str());
+  }
+  void Warn(const std::string& msg) const {
+    if (!cfg_.settings.quiet) fprintf(stderr, "stasis: warning: %s\n", msg.c_str());
+  }
+
+  const SupervisorConfig& cfg_;
+  InitContext& ctx_;
+  image::CompressionSpec compression_;
+  struct sigaction old_sigpipe_ {};
+  ScopedFd sigfd_;
+  std::unique_ptr<AgentServer> agents_;
+  std::optional<CoordinatorLink> coord_;
+  std::string program_;
+
+  pid_t main_pid_ = 0;
+  std::optional<int> main_code_;    // set when the main process has been reaped
+  bool children_left_ = true;
+  bool killed_by_us_ = false;
+  bool ending_ = false;             // the job is over; only "exited" is left to send
+  bool quiesced_ = false;
+  std::vector<pid_t> quiesced_pids_;
+  std::map<uint64_t, std::vector<std::string>> images_;  // generation -> written paths
+  std::map<pid_t, std::string> notified_;                // last "processes" sent
+};
+
+Status Supervisor::Setup() {
+  ASSIGN_OR_RETURN(compression_, image::CompressionSpec::Parse(cfg_.settings.compression));
+  // pid 1 gets no default action for signals from inside the namespace, but
+  // a write to a closed socket must be an error, not a signal.
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ign, &old_sigpipe_);
+
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kForwardedSignals) sigaddset(&set, sig);
+  sigaddset(&set, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  sigfd_.reset(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd_) return Status::Errno("signalfd");
+
+  ASSIGN_OR_RETURN(agents_, AgentServer::Listen(cfg_.socket_path));
+
+  ASSIGN_OR_RETURN(CoordinatorLink link,
+                   CoordinatorLink::Connect(cfg_.settings.coord_host, cfg_.settings.coord_port,
+                                            kCoordinatorTimeout));
+  coord_.emplace(std::move(link));
+  json hello = {{"type", "hello"},
+                {"role", "supervisor"},
+                {"version", 1},
+                {"job_id", cfg_.job_id},
+                {"host", Hostname()},
+                {"supervisor_pid", ctx_.outer_pid},
+                {"program", program_},
+                {"ckptdir", cfg_.settings.ckptdir},
+                {"interval", cfg_.settings.interval},
+                {"keep", cfg_.settings.keep},
+                {"compression", compression_.ToString()},
+                {"restarted", cfg_.restart},
+                {"generation", cfg_.generation}};
+  RETURN_IF_ERROR(coord_->Send(hello).With("coordinator hello"));
+  ASSIGN_OR_RETURN(json reply, coord_->ReadMessage(kCoordinatorTimeout));
+  if (!reply.value("ok", false)) {
+    return Status::Error("the coordinator refused the job: " +
+                         reply.value("error", std::string("no reason given")));
+  }
+  return Status::Ok();
+}
+
+StatusOr<pid_t> Supervisor::LaunchProgram() {
+  if (cfg_.argv.empty()) return Status::Error("no program to launch");
+  std::vector<char*> argv;
+  for (const auto& a : cfg_.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::string preload = cfg_.settings.agent_lib;
+  if (const char* old = getenv("LD_PRELOAD"); old != nullptr && old[0] != '\0') {
+    preload = preload.empty() ? old : preload + ":" + old;
+  }
+  pid_t pid = fork();
+  if (pid < 0) return Status::Errno("fork");
+  if (pid == 0) {
+    ResetSignalsForExec(ctx_);
+    sigaction(SIGPIPE, &old_sigpipe_, nullptr);
+    if (!preload.empty()) setenv("LD_PRELOAD", preload.c_str(), 1);
+    setenv(agent::kSupervisorSocketEnv, cfg_.socket_path.c_str(), 1);
+    setenv("STASIS_JOB_ID", cfg_.job_id.c_str(), 1);
+    execvp(argv[0], argv.data());
+    fprintf(stderr, "stasis launch: %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return pid;
+}
+
+StatusOr<pid_t> Supervisor::RestoreProgram() {
+  std::vector<std::unique_ptr<image::ImageReader>> readers;
+  for (const auto& path : cfg_.image_paths) {
+    ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(path));
+    RETURN_IF_ERROR(restore::PrecheckImage(*reader).With(path));
+    readers.push_back(std::move(reader));
+  }
+  if (readers.size() != 1) {
+    return Status::Error(fmt::format(
+        "checkpoint has {} processes; restoring process trees is not supported yet",
+        readers.size()));
+  }
+  restore::RestoreOptions opts;
+  opts.supervisor_socket = cfg_.socket_path;
+  opts.force_vdso_proxy = EnvIsOne("STASIS_VDSO_PROXY");
+  opts.pause_before_jump = EnvIsOne("STASIS_RESTART_PAUSE");
+  return restore::SpawnRestoredProcess(*readers[0], opts);
+}
+
+Status Supervisor::StartProgram() {
+  StatusOr<pid_t> pid = cfg_.restart ? RestoreProgram() : LaunchProgram();
+  if (!pid.ok()) return pid.status();
+  main_pid_ = *pid;
+  return Status::Ok();
+}
+
+// Serves agents and reaps children until the main process's agent says
+// hello, the main process exits, or kAgentHelloTimeout passes.  The
+// coordinator is not served yet: it must not checkpoint a job whose main
+// process has no agent connected.
+void Supervisor::WaitForMainAgent() {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int>(kAgentHelloTimeout * 1000));
+  auto has_main = [&] {
+    for (const auto& a : agents_->Agents()) {
+      if (a.pid == main_pid_) return true;
+    }
+    return false;
+  };
+  while (!has_main()) {
+    if (main_code_ || !children_left_) return;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      Warn(fmt::format(
+          "{} (pid {}) did not load the Stasis agent within {:.0f} s (a statically linked "
+          "program ignores LD_PRELOAD); it keeps running but cannot be checkpointed",
+          program_, main_pid_, kAgentHelloTimeout));
+      return;
+    }
+    std::vector<struct pollfd> fds = {{sigfd_.get(), POLLIN, 0}};
+    for (int fd : agents_->PollFds()) fds.push_back({fd, POLLIN, 0});
+    int r = poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+    if (r < 0 && errno != EINTR) return;
+    if (r <= 0) continue;
+    if (fds[0].revents) HandleSignals();
+    bool agent_input = false;
+    for (size_t i = 1; i < fds.size(); ++i) agent_input |= fds[i].revents != 0;
+    if (agent_input) agents_->HandleInput();
+  }
+  Info(fmt::format("{} (pid {}) is {}", program_, main_pid_,
+                   cfg_.restart ? "restarted" : "running"));
+}
+
+void Supervisor::Reap() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ECHILD) children_left_ = false;
+      return;
+    }
+    if (pid == 0) return;
+    if (pid == main_pid_) {
+      int code = ExitCodeFromWaitStatus(status);
+      if (killed_by_us_ && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) code = 0;
+      main_code_ = code;
+      Info(fmt::format("{} (pid {}) exited with status {}", program_, pid, code));
+    }
+  }
+}
+
+void Supervisor::HandleSignals() {
+  struct signalfd_siginfo si;
+  while (read(sigfd_.get(), &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+    int sig = static_cast<int>(si.ssi_signo);
+    if (sig == SIGCHLD) continue;  // Reap() below collects every child
+    // Terminal-generated signals reached the job's processes directly.
+    if (si.ssi_code == SI_KERNEL) continue;
+    if (!main_code_) {
+      kill(main_pid_, sig);
+    } else {
+      kill(-1, sig);  // main is gone: pass it to the orphans that keep the job alive
+    }
+  }
+  Reap();
+}
+
+void Supervisor::HandleAgentInput() {
+  agents_->HandleInput();
+  NotifyProcessesIfChanged();
+}
+
+void Supervisor::NotifyProcessesIfChanged() {
+  std::map<pid_t, std::string> now;
+  for (const auto& a : agents_->Agents()) now[a.pid] = a.program;
+  if (now == notified_) return;
+  notified_ = now;
+  json list = json::array();
+  for (const auto& [pid, program] : now) list.push_back({{"pid", pid}, {"program", program}});
+  Send({{"type", "processes"}, {"processes", list}});
+}
+
+void Supervisor::Send(const json& msg) {
+  if (!coord_ || !coord_->connected()) return;
+  Status st = coord_->Send(msg);
+  if (!st.ok()) CoordinatorLost(st);
+}
+
+void Supervisor::CoordinatorLost(const Status& why) {
+  if (!coord_) return;
+  coord_.reset();
+  if (quiesced_) {
+    agents_->ResumeAll();
+    quiesced_ = false;
+  }
+  for (auto& [gen, paths] : images_) {
+    for (const auto& p : paths) unlink(p.c_str());
+  }
+  images_.clear();
+  // After `checkpoint --kill` the coordinator may hang up first: expected.
+  if (killed_by_us_ || ending_) return;
+  Warn(fmt::format("lost the coordinator ({}); the job keeps running but will not be "
+                   "checkpointed",
+                   why.message()));
+}
+
+void Supervisor::HandleCoordinatorInput() {
+  auto msgs = coord_->ReadAvailable();
+  if (!msgs.ok()) {
+    CoordinatorLost(msgs.status());
+    return;
+  }
+  for (const auto& m : *msgs) {
+    json reply = HandleRequest(m);
+    reply["type"] = m.value("type", std::string());
+    Send(reply);
+  }
+  if (coord_ && !coord_->connected()) {
+    CoordinatorLost(Status::Error("the coordinator closed the connection"));
+  }
+}
+
+void Supervisor::RemoveImages(uint64_t generation) {
+  auto it = images_.find(generation);
+  if (it == images_.end()) return;
+  for (const auto& p : it->second) unlink(p.c_str());
+  images_.erase(it);
+}
+
+json Supervisor::Dump(uint64_t generation, const std::string& dir) {
+  if (!quiesced_) return {{"ok", false}, {"error", "dump requested but the job is not quiesced"}};
+  std::map<pid_t, AgentInfo> by_pid;
+  for (const auto& a : agents_->Agents()) by_pid[a.pid] = a;
+  json processes = json::array();
+  for (pid_t pid : quiesced_pids_) {
+    auto it = by_pid.find(pid);
+    if (it == by_pid.end()) {
+      RemoveImages(generation);
+      return {{"ok", false},
+              {"error", fmt::format("process {} exited during the checkpoint", pid)}};
+    }
+    const AgentInfo& a = it->second;
+    std::string name = image::ImageFileName(a.program, cfg_.job_id, pid, generation);
+    checkpoint::DumpRequest req;
+    req.pid = pid;
+    req.control_block = a.control_block;
+    req.path = dir + "/" + name;
+    req.compression = compression_;
+    req.generation = generation;
+    req.job_id = cfg_.job_id;
+    req.worker_threads = 2;
+    auto res = checkpoint::DumpProcess(req);
+    if (!res.ok()) {
+      RemoveImages(generation);
+      return {{"ok", false},
+              {"error", fmt::format("{} (pid {}): {}", a.program, pid, res.status().message())}};
+    }
+    images_[generation].push_back(req.path);
+    processes.push_back({{"pid", pid},
+                         {"ppid", res->ppid != 0 ? res->ppid : a.ppid},
+                         {"program", res->program.empty() ? a.program : res->program},
+                         {"image", name},
+                         {"image_size", res->image_size}});
+    Info(fmt::format("wrote {} ({} bytes, {:.2f} s)", req.path, res->image_size, res->seconds));
+  }
+  return {{"ok", true}, {"processes", processes}};
+}
+
+json Supervisor::HandleRequest(const json& req) {
+  const std::string type = req.value("type", std::string());
+  const uint64_t generation = req.value("generation", uint64_t{0});
+  if (type == "quiesce") {
+    std::vector<pid_t> pids;
+    for (const auto& a : agents_->Agents()) pids.push_back(a.pid);
+    if (pids.empty()) {
+      return {{"ok", false},
+              {"error", fmt::format("no process of the job can be checkpointed: {} has no "
+                                    "Stasis agent (statically linked, or LD_PRELOAD removed)",
+                                    program_)}};
+    }
+    Status st = agents_->QuiesceAll(pids, generation, kQuiesceTimeout);
+    if (!st.ok()) return {{"ok", false}, {"error", st.message()}};
+    quiesced_ = true;
+    quiesced_pids_ = pids;
+    return {{"ok", true}};
+  }
+  if (type == "dump") return Dump(generation, req.value("dir", cfg_.settings.ckptdir));
+  if (type == "resume") {
+    if (quiesced_) agents_->ResumeAll();
+    quiesced_ = false;
+    images_.clear();  // committed: the manifest refers to them now
+    return {{"ok", true}};
+  }
+  if (type == "abort") {
+    RemoveImages(generation);
+    if (quiesced_) agents_->ResumeAll();
+    quiesced_ = false;
+    return {{"ok", true}};
+  }
+  if (type == "kill") {
+    killed_by_us_ = true;
+    kill(-1, SIGKILL);  // every process of the namespace but pid 1
+    quiesced_ = false;
+    images_.clear();
+    return {{"ok", true}};
+  }
+  return {{"ok", false}, {"error", "unknown request \"" + type + "\""}};
+}
+
+void Supervisor::Loop() {
+  while (children_left_) {
+    std::vector<struct pollfd> fds = {{sigfd_.get(), POLLIN, 0}};
+    int coord_index = -1;
+    if (coord_ && coord_->connected()) {
+      coord_index = static_cast<int>(fds.size());
+      fds.push_back({coord_->fd(), POLLIN, 0});
+    }
+    const size_t agent_first = fds.size();
+    for (int fd : agents_->PollFds()) fds.push_back({fd, POLLIN, 0});
+    int r = poll(fds.data(), fds.size(), -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      Warn(fmt::format("poll: {}", strerror(errno)));
+      sleep(1);  // keep reaping; pid 1 must not exit while the job runs
+      Reap();
+      continue;
+    }
+    if (fds[0].revents) HandleSignals();
+    bool agent_input = false;
+    for (size_t i = agent_first; i < fds.size(); ++i) agent_input |= fds[i].revents != 0;
+    if (agent_input) HandleAgentInput();
+    if (coord_index >= 0 && fds[coord_index].revents && coord_) HandleCoordinatorInput();
+  }
+}
+
+int Supervisor::Run() {
+  program_ = !cfg_.program.empty() ? cfg_.program
+                                    : Basename(cfg_.argv.empty() ? "" : cfg_.argv[0]);
+  Status st = Setup();
+  if (st.ok()) st = StartProgram();
+  if (!st.ok()) {
+    ctx_.reporter->Failed(st);
+    return 1;
+  }
+  ctx_.reporter->Started();
+  WaitForMainAgent();
+  NotifyProcessesIfChanged();
+  Loop();
+  const int code = main_code_.value_or(0);
+  ending_ = true;
+  Send({{"type", "exited"}, {"status", code}});
+  coord_.reset();
+  return code;
+}
+
+}  // namespace
+
+int RunSupervisor(const SupervisorConfig& config, InitContext& ctx) {
+  Supervisor supervisor(config, ctx);
+  return supervisor.Run();
+}
+
+}  // namespace stasis::job

@@ -49,13 +49,16 @@ std::string ImageFileName(const std::string& program, const std::string& job_id,
 Status WriteManifest(const std::string& dir, const Manifest& m);
 // Errors name the file and the problem (not JSON, missing field...).
 StatusOr<Manifest> ReadManifest(const std::string& path);
-// Manifests in `dir`, newest generation first.  Missing dir -> error.
+// Paths (dir + "/" + name) of the manifests in `dir`, newest generation
+// first.  Missing dir -> error.
 StatusOr<std::vector<std::string>> ListManifests(const std::string& dir);
-// Highest generation found among manifests and image files in dir (0 if none).
+// Highest generation found among manifests and image files in dir, including
+// their "*.tmp" forms (0 if none or unreadable).
 uint64_t HighestGeneration(const std::string& dir);
 // Deletes manifests and images of all but the newest `keep` complete
 // checkpoints, and stale "*.tmp" files of older generations.  Only called
-// after a newer manifest is durable.
+// after a newer manifest is durable.  keep < 1 is treated as 1.  Files listed
+// by a kept manifest are never deleted.
 Status PruneCheckpoints(const std::string& dir, uint32_t keep);
 
 }  // namespace stasis::image

@@ -20,10 +20,10 @@ namespace stasis::image {
 
 struct ImageSummary {
   uint64_t file_size = 0;        // bytes
-  uint64_t n_blocks = 0;
+  uint64_t n_blocks = 0;        // all blocks verified, incl. metadata and end
   uint64_t stored_pages = 0;
   uint64_t raw_bytes = 0;        // page bytes after decompression
-  uint64_t stored_bytes = 0;     // page bytes in the file
+  uint64_t stored_bytes = 0;     // page-block payload bytes in the file (as stored)
   uint32_t format_version = 0;
 };
 

@@ -38,11 +38,16 @@ class ImageWriter {
   // Queues `n_pages` pages (n_pages * kPageSize bytes at `data`) of area
   // `area_index`, starting at page `first_page` of that area.  The data is
   // copied or compressed before return, so `data` may be reused at once.
+  // Contiguous runs of one area are merged into blocks of up to 4 MiB.
+  // Errors: pages outside the area, called before SetMetadata, or an
+  // earlier write failure (e.g. disk full; message names the file).
   virtual Status AddPages(uint32_t area_index, uint64_t first_page,
                           const void* data, uint32_t n_pages) = 0;
 
-  // Writes the metadata and end blocks, fsyncs, renames <path>.tmp -> <path>
-  // and fsyncs the directory.  Returns the final file size in bytes.
+  // Writes the remaining page blocks and the end block, fsyncs, renames
+  // <path>.tmp -> <path> and fsyncs the directory.  Returns the final file
+  // size in bytes.  Errors (write/fsync/rename, or an earlier AddPages
+  // failure) leave no file at <path>; the writer is unusable afterwards.
   virtual StatusOr<uint64_t> Commit() = 0;
 };
 

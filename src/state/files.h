@@ -38,11 +38,18 @@ StatusOr<std::vector<image::FileDescriptor>> CaptureFiles(const ProcTarget& targ
 // restored (files exist, kinds supported).  Errors name the fd and path.
 Status CheckFiles(const image::ProcessImage& img);
 
-// Runs in the pre-restorer.  Closes every descriptor not in `keep` and not a
-// target descriptor, then installs the image's descriptors.  `stdio` are the
+// Runs in the pre-restorer (single-threaded).  Closes every descriptor that
+// is neither in `keep` nor one of `stdio` (close_range(2)) -- including any
+// the caller still holds, e.g. an image reader's -- then installs the
+// image's descriptors: each is opened (or dup'd from stdio) at a temporary
+// number above everything in play, the stdio copies are closed, and each is
+// dup3(2)'d to its number with its close-on-exec flag.  `stdio` are the
 // restarting command's stdin/stdout/stderr, already moved to high numbers
 // (-1 where absent: /dev/null is used).  Descriptors in `keep` must not
-// collide with image descriptors (choose numbers above the image's highest).
+// collide with image descriptors (choose numbers above the image's
+// highest); a collision is an error before anything is closed.  Regular
+// files opened for writing are truncated back to their checkpoint size (see
+// above).  The image's agent socket is skipped.  Errors name the fd and path.
 Status RestoreFiles(const image::ProcessImage& img, const int stdio[3],
                     const std::vector<int>& keep);
 

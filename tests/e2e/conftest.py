@@ -87,14 +87,21 @@ def _per_test_timeout(request):
 # generic helpers
 # --------------------------------------------------------------------------
 
-def wait_until(cond, timeout, what, diag=None, interval=0.02):
+def wait_until(cond, timeout, what, diag=None, interval=0.02, alive=None):
     """Polls cond() until it returns a truthy value, which is returned.
-    Fails the test after `timeout` seconds, naming `what` and adding diag()."""
+    Fails the test after `timeout` seconds, naming `what` and adding diag(),
+    or as soon as alive() (if given) is false and cond() still is."""
     deadline = time.monotonic() + timeout
     while True:
+        still_alive = alive() if alive is not None else True
         v = cond()
         if v:
             return v
+        if not still_alive:
+            msg = f"process exited while waiting for {what}"
+            if diag is not None:
+                msg += "\n" + diag()
+            pytest.fail(msg, pytrace=False)
         if time.monotonic() > deadline:
             msg = f"timed out after {timeout}s waiting for {what}"
             if diag is not None:
@@ -373,7 +380,8 @@ class Proc:
     def wait_line(self, line, timeout=30):
         """Waits for an exact complete line in stdout; returns the lines."""
         return wait_until(lambda: (line in self.lines()) and self.lines(), timeout,
-                          f"line {line!r} in stdout of {self.name}", self.h.diag)
+                          f"line {line!r} in stdout of {self.name}", self.h.diag,
+                          alive=self.running)
 
     def wait_match(self, regex, timeout=30):
         """Waits for a complete stdout line matching regex; returns the match."""
@@ -386,11 +394,11 @@ class Proc:
                     return m
             return None
         return wait_until(find, timeout, f"a line matching {regex!r} in stdout of {self.name}",
-                          self.h.diag)
+                          self.h.diag, alive=self.running)
 
     def wait_nlines(self, n, timeout=30):
         return wait_until(lambda: len(self.lines()) >= n and self.lines(), timeout,
-                          f"{n} lines in stdout of {self.name}", self.h.diag)
+                          f"{n} lines in stdout of {self.name}", self.h.diag, alive=self.running)
 
     def wait(self, timeout=60):
         """Waits for exit; returns the exit code (negative = signal)."""

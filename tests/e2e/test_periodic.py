@@ -18,7 +18,8 @@ def test_periodic_keep2_kill9_restart_newest(h, reference):
     def three_generations():
         ms = h.manifests()
         return ms and max(ms) >= 3
-    wait_until(three_generations, 60, "3 periodic checkpoints (--interval 2)", h.diag)
+    wait_until(three_generations, 60, "3 periodic checkpoints (--interval 2)", h.diag,
+               alive=launch.running)
 
     # A manual checkpoint returns after its manifest is written and older
     # checkpoints are pruned: now exactly `keep` checkpoints exist.

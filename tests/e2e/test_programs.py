@@ -54,7 +54,7 @@ def test_count_c_restart_image_file(h, reference):
     assert launch.wait(30) == 0
     images = h.manifest_images(manifest)
     assert len(images) == 1 and images[0].is_file(), images
-    assert re.fullmatch(r"ckpt_count_.+_\d+_1\.stasis", images[0].name), images[0].name
+    assert re.fullmatch(r"ckpt_count_.+_\d+_0*1\.stasis", images[0].name), images[0].name
     r = h.restart(images[0])
     assert r.wait(120) == 0, h.diag()
     assert_concatenation([launch.lines(), r.lines()], ref)
@@ -76,7 +76,7 @@ def test_count_py(h, reference, unbuffered):
     pre, post = _kill_checkpoint_restart(
         h, reference, argv, ref_argv,
         wait=lambda p: wait_until(lambda: "3" in read_lines(progress), 30,
-                                  "3 in the progress file", h.diag))
+                                  "3 in the progress file", h.diag, alive=p.running))
     if unbuffered:
         assert pre[:4] == ["0", "1", "2", "3"], pre
     else:
@@ -128,7 +128,8 @@ def test_looper_periodic_kill9(h, reference):
     n, delay = 40, 0.1
     out = h.tmp / "looper.txt"
     launch = h.launch(h.wl("looper.py", n, delay, out), "--interval", 2)
-    wait_until(lambda: h.manifests(), 30, "a first periodic checkpoint", h.diag)
+    wait_until(lambda: h.manifests(), 30, "a first periodic checkpoint", h.diag,
+               alive=launch.running)
     seen = len(launch.lines())
     launch.wait_nlines(seen + 3)
     h.kill_all()

@@ -62,7 +62,7 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-class TestTimeout(Exception):
+class TimeLimitExceeded(Exception):
     pass
 
 
@@ -72,7 +72,7 @@ def _per_test_timeout(request):
     seconds = int(marker.args[0]) if marker else DEFAULT_TEST_TIMEOUT
 
     def on_alarm(signum, frame):
-        raise TestTimeout(f"test exceeded its time limit of {seconds}s")
+        raise TimeLimitExceeded(f"test exceeded its time limit of {seconds}s")
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(seconds)

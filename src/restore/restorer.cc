@@ -175,7 +175,8 @@ Status RunPreRestorer(image::ImageReader& reader, const RestoreOptions& opts, in
 
 Status PrecheckImage(const image::ImageReader& reader) {
   const image::ProcessImage& img = reader.metadata();
-  auto fail = [&](const std::string& m) { return Status::Error(reader.path() + ": " + m); };
+  // Callers prefix the image path (supervisor.cc does).
+  auto fail = [&](const std::string& m) { return Status::Error(m); };
   if (img.pid <= 0) return fail("image has no pid");
   if (img.threads.empty()) return fail("image has no threads");
   if (img.threads.size() > static_cast<size_t>(kBlobMaxThreads))
@@ -191,8 +192,8 @@ Status PrecheckImage(const image::ImageReader& reader) {
     if (a.start >= a.end || a.start % kPage || a.end % kPage || a.end > kUserHigh)
       return fail("bad memory area " + std::to_string(a.start) + "-" + std::to_string(a.end));
   }
-  RETURN_IF_ERROR(state::CheckAreaFiles(img).With(reader.path()));
-  RETURN_IF_ERROR(state::CheckFiles(img).With(reader.path()));
+  RETURN_IF_ERROR(state::CheckAreaFiles(img));
+  RETURN_IF_ERROR(state::CheckFiles(img));
   return Status::Ok();
 }
 

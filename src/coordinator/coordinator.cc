@@ -139,7 +139,9 @@ void CoordinatorImpl::CheckTimers() {
       now >= timer_base_ + interval_) {
     RequestCheckpoint(std::nullopt, false);
   }
-  if (opts_.exit_on_last && !stop_ && !ckpt_ && !quitting_) {
+  // A connected client (stasis launch/restart holds one until its job ends)
+  // keeps the coordinator alive: a supervisor is about to join.
+  if (opts_.exit_on_last && !stop_ && !ckpt_ && !quitting_ && ClientCount() == 0) {
     if (ever_had_supervisor_ && SupervisorCount() == 0) {
       Log("the last supervisor has left; exiting");
       StopListening();
@@ -151,6 +153,12 @@ void CoordinatorImpl::CheckTimers() {
       stop_ = true;
     }
   }
+}
+
+size_t CoordinatorImpl::ClientCount() const {
+  size_t n = 0;
+  for (const auto& [id, p] : peers_) n += p->role == Peer::Role::kClient || p->role == Peer::Role::kNew;
+  return n;
 }
 
 void CoordinatorImpl::StopListening() { listen_fd_.reset(); }

@@ -25,7 +25,9 @@ struct CoordinatorOptions {
   std::optional<uint32_t> keep;
   std::optional<std::string> compression;
   // Exit when the last supervisor disconnects, or if none connects within
-  // first_connect_timeout seconds.
+  // first_connect_timeout seconds -- in both cases only while no client is
+  // connected (stasis launch/restart stay connected until their job ends, so
+  // a coordinator they joined cannot exit under them).
   bool exit_on_last = false;
   double first_connect_timeout = 60;
   // Limit on each barrier phase (quiesce, dump), seconds.

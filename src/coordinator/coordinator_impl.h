@@ -87,6 +87,7 @@ class CoordinatorImpl : public Coordinator {
   void StartJob(const Json& hello);
   Json StatusReply() const;
   size_t SupervisorCount() const;
+  size_t ClientCount() const;  // connected clients and peers yet to say hello
   Peer* Find(uint64_t id);
   void CheckTimers();
   int PollTimeoutMs() const;

@@ -1,0 +1,93 @@
+// Shared pieces of the `stasis` command line: global options, one
+// registration function per subcommand (cmd_*.cc), and helpers for finding
+// the coordinator, the agent library and programs.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "common/status.h"
+#include "coordinator/client.h"
+#include "job/job.h"
+
+namespace stasis::cli {
+
+struct GlobalOptions {
+  std::string coord_host = "127.0.0.1";
+  int coord_port = 7779;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+// `stasis launch ... -- PROGRAM ARGS`: what followed "--" (main.cc).
+extern std::vector<std::string> g_launch_command;
+extern bool g_launch_dashdash;
+
+// A subcommand's action, run after parsing; returns the exit code.
+using Action = std::function<int()>;
+
+// Each adds its subcommand to `app` and returns the action to run if it is
+// the one given.  `g` outlives the action.
+Action AddLaunch(CLI::App& app, GlobalOptions& g);
+Action AddRestart(CLI::App& app, GlobalOptions& g);
+Action AddCheckpoint(CLI::App& app, GlobalOptions& g);
+Action AddStatus(CLI::App& app, GlobalOptions& g);
+Action AddQuit(CLI::App& app, GlobalOptions& g);
+Action AddInspect(CLI::App& app, GlobalOptions& g);
+Action AddCoordinator(CLI::App& app, GlobalOptions& g);
+
+// Adds the global options to `app` (main.cc) so they work before or after
+// the subcommand (subcommands fall through to the parent).
+// Subcommands taking a free command line (launch) cannot fall through, so
+// they get copies of the options without env (the parent reads the env).
+void AddGlobalOptions(CLI::App& app, GlobalOptions& g, bool with_env = true);
+
+// "stasis <cmd>: <message>" on stderr.
+void PrintError(const std::string& cmd, const std::string& message);
+
+// Absolute path of the running stasis binary (/proc/self/exe).
+std::string OwnExe();
+// PROGRAM as execvp would find it: a path with '/' is checked as is, else
+// searched in $PATH.  nullopt if not found or not executable.
+std::optional<std::string> FindProgram(const std::string& program);
+// STASIS_AGENT_LIB, else <exe dir>/../lib/libstasis_agent.so, else
+// <exe dir>/../lib/stasis/libstasis_agent.so.
+StatusOr<std::string> FindAgentLib();
+// Creates `dir` if missing and checks that it is a writable directory;
+// returns its absolute path.  Errors: "--ckptdir D: not writable (...)".
+StatusOr<std::string> PrepareCkptDir(const std::string& dir);
+// "1.5 MiB", "312 bytes"
+std::string HumanBytes(uint64_t bytes);
+
+// Connects to the coordinator as a client.  No coordinator -> an error
+// naming host:port with a hint to use 'stasis launch'.
+StatusOr<std::unique_ptr<coordinator::Client>> ConnectToCoordinator(const GlobalOptions& g);
+
+// What `stasis launch/restart` pass to a coordinator they start.
+struct CoordinatorSpawn {
+  std::string ckptdir;
+  std::optional<double> interval;  // for a new coordinator
+  bool interval_given = false;     // also set_interval on an existing one
+  uint32_t keep = 2;
+  std::string compression = "zstd:1";
+};
+
+// Connects to the coordinator at g's host:port, starting one (as a daemon
+// with --exit-on-last) if none answers; joins an existing one otherwise
+// (sending set_interval if an interval was given).  On return g.coord_port
+// is the port in use (it changes when 0 asked for an ephemeral port).  The
+// returned connection must stay open while the job runs: it keeps an
+// --exit-on-last coordinator from exiting before the supervisor joins.
+StatusOr<std::unique_ptr<coordinator::Client>> EnsureCoordinator(GlobalOptions& g, const CoordinatorSpawn& spawn);
+
+// The job settings common to launch and restart.
+job::JobSettings MakeJobSettings(const GlobalOptions& g, const CoordinatorSpawn& spawn,
+                                 const std::string& agent_lib);
+
+}  // namespace stasis::cli

@@ -1,0 +1,133 @@
+// stasis inspect [--json] PATH...
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "cli/cli.h"
+#include "image/inspect.h"
+#include "image/manifest.h"
+
+namespace stasis::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using coordinator::Json;
+
+std::string LocalTime(double epoch) {
+  time_t t = static_cast<time_t>(epoch);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  char buf[64];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
+  return buf;
+}
+
+// Inspects one image; in JSON mode returns the parsed object (or the text
+// as a string if it is not JSON) in *json_out.
+Status InspectOne(const std::string& path, bool json, Json* json_out) {
+  if (!json) return image::InspectImage(path, false, std::cout);
+  std::ostringstream buf;
+  Status st = image::InspectImage(path, true, buf);
+  Json j = Json::parse(buf.str(), nullptr, false);
+  if (j.is_discarded()) j = buf.str();
+  if (!st.ok() && j.is_object() && !j.contains("error")) j["error"] = st.message();
+  *json_out = std::move(j);
+  return st;
+}
+
+// Lists the checkpoints of a manifest or directory and inspects their images.
+bool InspectCheckpoints(const std::vector<std::string>& manifests, bool json, Json* out) {
+  bool ok = true;
+  for (const auto& path : manifests) {
+    auto m = image::ReadManifest(path);
+    if (!m.ok()) {
+      PrintError("inspect", m.status().message());
+      if (json) out->push_back({{"manifest", path}, {"error", m.status().message()}});
+      ok = false;
+      continue;
+    }
+    const fs::path dir = fs::path(path).parent_path();
+    Json entry = {{"manifest", path},       {"generation", m->generation}, {"job_id", m->job_id},
+                  {"time", m->time},        {"hostname", m->hostname},     {"bytes", m->total_bytes()},
+                  {"images", Json::array()}};
+    if (!json) {
+      std::cout << "checkpoint " << m->generation << " (" << path << ")\n"
+                << "  job " << m->job_id << " on " << m->hostname << ", " << LocalTime(m->time) << ", "
+                << m->processes.size() << " process" << (m->processes.size() == 1 ? "" : "es") << ", "
+                << HumanBytes(m->total_bytes()) << "\n";
+      for (const auto& p : m->processes) {
+        std::cout << "  pid " << p.pid << " (ppid " << p.ppid << ") " << p.program << ": " << p.image << ", "
+                  << HumanBytes(p.image_size) << "\n";
+      }
+      std::cout << std::endl;
+    }
+    for (const auto& p : m->processes) {
+      Json j;
+      Status st = InspectOne((dir / p.image).string(), json, &j);
+      if (!st.ok()) {
+        ok = false;
+        if (!json) PrintError("inspect", st.message());
+      }
+      if (json) entry["images"].push_back(std::move(j));
+      else std::cout << std::endl;
+    }
+    if (json) out->push_back(std::move(entry));
+  }
+  return ok;
+}
+
+}  // namespace
+
+Action AddInspect(CLI::App& app, GlobalOptions& g) {
+  struct Opts {
+    bool json = false;
+    std::vector<std::string> paths;
+  };
+  auto opts = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand(
+      "inspect",
+      "Verify and describe checkpoints: image files (*.stasis) are checked block by block and printed; a\n"
+      "manifest or checkpoint directory lists its checkpoints and inspects each image.  Exit 1 if anything\n"
+      "is damaged.");
+  sub->add_flag("--json", opts->json, "Print JSON instead of text");
+  sub->add_option("PATH", opts->paths, "Image files, manifests or checkpoint directories")->required();
+  (void)g;
+  return [opts]() -> int {
+    bool ok = true;
+    Json all = Json::array();
+    for (const auto& path : opts->paths) {
+      std::error_code ec;
+      if (fs::is_directory(path, ec)) {
+        auto list = image::ListManifests(path);
+        if (!list.ok()) {
+          PrintError("inspect", list.status().message());
+          ok = false;
+          continue;
+        }
+        if (list->empty()) {
+          PrintError("inspect", path + ": no complete checkpoint found");
+          ok = false;
+          continue;
+        }
+        ok &= InspectCheckpoints(*list, opts->json, &all);
+      } else if (fs::path(path).extension() == ".json") {
+        ok &= InspectCheckpoints({path}, opts->json, &all);
+      } else {
+        Json j;
+        Status st = InspectOne(path, opts->json, &j);
+        if (!st.ok()) {
+          ok = false;
+          if (!opts->json) PrintError("inspect", st.message());
+        }
+        if (opts->json) all.push_back(std::move(j));
+        else if (opts->paths.size() > 1) std::cout << std::endl;
+      }
+    }
+    if (opts->json) std::cout << (all.size() == 1 ? all[0] : all).dump(2) << std::endl;
+    return ok ? 0 : 1;
+  };
+}
+
+}  // namespace stasis::cli

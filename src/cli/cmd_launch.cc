@@ -1,0 +1,112 @@
+// stasis launch [options] [--] PROGRAM ARGS...
+#include <iostream>
+
+#include "cli/cli.h"
+#include "image/writer.h"
+
+namespace stasis::cli {
+
+std::vector<std::string> g_launch_command;
+bool g_launch_dashdash = false;
+
+namespace {
+
+struct LaunchOptions {
+  std::optional<double> interval;
+  std::string ckptdir;
+  std::string compress = "zstd:1";
+  uint32_t keep = 2;
+};
+
+}  // namespace
+
+void AddJobOptions(CLI::App* sub, std::optional<double>& interval, std::string& ckptdir, std::string& compress,
+                   uint32_t& keep, bool restart);
+
+Action AddLaunch(CLI::App& app, GlobalOptions& g) {
+  auto opts = std::make_shared<LaunchOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "launch",
+      "Run PROGRAM ARGS... under Stasis so that it can be checkpointed; exits with the program's exit code.\n"
+      "Starts a coordinator at --coord-host:--coord-port if none answers, or joins the job of the one there.");
+  AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, false);
+  // Everything from the first non-option word on is the program's command line.
+  // (CLI11 checks fallthrough before prefix_command, hence the own copies
+  // of the global options.)
+  sub->prefix_command();
+  sub->fallthrough(false);
+  AddGlobalOptions(*sub, g, /*with_env=*/false);
+  sub->footer("Example: stasis launch -i 60 -c /scratch/ckpt -- ./simulate --steps 1000");
+  return [sub, opts, &g]() -> int {
+    std::vector<std::string> argv = sub->remaining();
+    if (g_launch_dashdash) {
+      // Either `launch [opts] -- PROG ARGS`, or the "--" was one of the
+      // program's arguments (`launch PROG a -- b`).
+      if (!argv.empty()) argv.push_back("--");
+      argv.insert(argv.end(), g_launch_command.begin(), g_launch_command.end());
+    }
+    if (argv.empty()) {
+      PrintError("launch", "no program given (usage: stasis launch [options] [--] PROGRAM ARGS...)");
+      return 2;
+    }
+    auto program = FindProgram(argv[0]);
+    if (!program) {
+      PrintError("launch", argv[0] + ": command not found");
+      return 127;
+    }
+    argv[0] = *program;
+    auto spec = image::CompressionSpec::Parse(opts->compress);
+    if (!spec.ok()) {
+      PrintError("launch", "--compress: " + spec.status().message());
+      return 1;
+    }
+    auto dir = PrepareCkptDir(opts->ckptdir.empty() ? "." : opts->ckptdir);
+    if (!dir.ok()) {
+      PrintError("launch", dir.status().message());
+      return 1;
+    }
+    auto agent = FindAgentLib();
+    if (!agent.ok()) {
+      PrintError("launch", agent.status().message());
+      return 1;
+    }
+    CoordinatorSpawn spawn{*dir, opts->interval, opts->interval.has_value(), opts->keep, spec->ToString()};
+    auto client = EnsureCoordinator(g, spawn);
+    if (!client.ok()) {
+      PrintError("launch", client.status().message());
+      return 1;
+    }
+    auto rc = job::Launch(MakeJobSettings(g, spawn, *agent), argv);
+    if (!rc.ok()) {
+      PrintError("launch", rc.status().message());
+      return 1;
+    }
+    return *rc;
+  };
+}
+
+// Options shared by launch and restart.  For restart, unset values come
+// from the checkpoint's manifest, so no defaults are shown.
+void AddJobOptions(CLI::App* sub, std::optional<double>& interval, std::string& ckptdir, std::string& compress,
+                   uint32_t& keep, bool restart) {
+  sub->add_option("-i,--interval", interval,
+                  restart ? "Seconds between automatic checkpoints; 0 = none (default: as when checkpointed)"
+                          : "Seconds between automatic checkpoints; 0 = none (default: 0, or the running job's)")
+      ->check(CLI::NonNegativeNumber);
+  auto* c = sub->add_option("-c,--ckptdir", ckptdir,
+                            restart ? "Directory for new checkpoints (env STASIS_CKPT_DIR; default: the "
+                                      "checkpoint's own directory)"
+                                    : "Directory for checkpoint images, manifests and stasis_restart.sh; created "
+                                      "if missing (env STASIS_CKPT_DIR; default: current directory)");
+  if (!restart) c->envname("STASIS_CKPT_DIR");
+  auto* z = sub->add_option("--compress", compress,
+                            "Image compression: none, zstd or zstd:LEVEL (1-19)" +
+                                std::string(restart ? " (default: as when checkpointed)" : " (default: zstd:1)"));
+  (void)z;
+  sub->add_option("--keep", keep,
+                  "Number of complete checkpoints kept in the directory; older ones are deleted" +
+                      std::string(restart ? " (default: as when checkpointed)" : " (default: 2)"))
+      ->check(CLI::Range(1u, 1000000u));
+}
+
+}  // namespace stasis::cli

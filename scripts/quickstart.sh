@@ -26,7 +26,8 @@ echo "== building (build/)"
 if [ ! -f build/build.ninja ]; then
   cmake -S . -B build -G Ninja
 fi
-ninja -C build
+# The CLI, the agent and the demo program (./scripts/test.sh builds everything).
+ninja -C build stasis stasis_agent wl_count
 
 # ---- demo -------------------------------------------------------------------
 STASIS=$(pwd)/build/bin/stasis

@@ -45,6 +45,7 @@ trap cleanup EXIT
 
 echo
 echo "== \$ stasis launch -c $DEMO/ckpt ./count 10 0.5      (prints 1..10, one every 0.5 s)"
+: >"$DEMO/launch.out"
 "$STASIS" launch -c "$DEMO/ckpt" "$COUNT" 10 0.5 >"$DEMO/launch.out" &
 LAUNCH_PID=$!
 tail -n +1 -f --pid="$LAUNCH_PID" "$DEMO/launch.out" &

@@ -4,6 +4,7 @@
 # the buffered lines are printed, nothing is lost.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
+unset PYTHONUNBUFFERED   # show the default: block-buffered stdout when it is a file
 
 say "stasis launch /usr/bin/python3 count.py 10 0.3 PROGRESS > $WORK/out.txt &"
 "$STASIS" launch /usr/bin/python3 "$PYWORKLOADS/count.py" 10 0.3 "$WORK/progress.txt" \

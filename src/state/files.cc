@@ -52,11 +52,20 @@ StatusOr<std::vector<int>> ListFds(const std::string& dir) {
   return fds;
 }
 
-// Why a descriptor of this kind cannot be restored unless it is stdio.
-Status NotRestorable(const image::FileDescriptor& f) {
-  return Status::Error(FdPrefix(f.fd) + ": " + f.path + " (" + FdKindName(f.kind) +
-                       ") is not restorable yet; only regular files, directories, devices "
-                       "and descriptors shared with stdin/stdout/stderr are");
+// Pipes, sockets and other special files that are not stdio usually lead
+// outside the job (a descriptor inherited from the shell, a connection to a
+// server); their other end does not survive a restart.  Such a descriptor is
+// replaced by /dev/null (reads see end-of-file, writes are discarded), with a
+// warning, rather than refusing to restart the program.
+StatusOr<ScopedFd> ReplaceByDevNull(const image::FileDescriptor& f, int warn_fd) {
+  if (warn_fd >= 0) {
+    const std::string msg = "stasis restart: warning: " + FdPrefix(f.fd) + " (" + f.path + ", " +
+                            FdKindName(f.kind) + ") cannot be restored yet; it is now /dev/null\n";
+    (void)!::write(warn_fd, msg.data(), msg.size());
+  }
+  ScopedFd fd(::open("/dev/null", (f.flags & (O_ACCMODE | O_NONBLOCK)) | O_CLOEXEC));
+  if (!fd) return Status::Errno(FdPrefix(f.fd) + ": opening /dev/null in place of " + f.path);
+  return fd;
 }
 
 Status DeletedError(const image::FileDescriptor& f) {
@@ -90,7 +99,7 @@ Status CheckOne(const image::FileDescriptor& f) {
     case Kind::kTty:
       return Status::Ok();  // reopened as /dev/tty or /dev/null
     default:
-      return NotRestorable(f);
+      return Status::Ok();  // replaced by /dev/null, see ReplaceByDevNull
   }
 }
 
@@ -167,7 +176,7 @@ StatusOr<ScopedFd> OpenOne(const image::FileDescriptor& f, const int stdio[3], i
       return ScopedFd(fd);
     }
     default:
-      return NotRestorable(f);
+      return ReplaceByDevNull(f, warn_fd);
   }
 }
 

@@ -12,9 +12,10 @@
 //     stdin/stdout/stderr -- output goes where `stasis restart` sends it;
 //   * /dev/null, /dev/zero, /dev/urandom... are reopened; a tty that is not
 //     stdio is reopened as /dev/tty if there is one, else /dev/null;
-//   * other kinds (pipes, sockets, eventfd...) outside stdio are not yet
-//     supported: the checkpoint records them and restart fails with a clear
-//     error naming the descriptor.
+//   * other kinds (pipes, sockets, eventfd...) outside stdio usually lead
+//     outside the job (inherited from the shell, a server connection); they
+//     are replaced by /dev/null with a warning at restart.  Restoring pipes
+//     and sockets between processes of the job is a later step.
 #pragma once
 
 #include <sys/types.h>

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -108,8 +109,9 @@ class FakeSupervisor {
  private:
   void Loop() {
     while (!stop_) {
+      // Several requests may arrive in one read: drain the buffer first.
       pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
+      if (in_.pending() == 0 && ::poll(&p, 1, 20) <= 0) continue;
       auto msg = ReadLine(fd_, in_, 5, "coord");
       if (!msg.ok()) return;
       Handle(*msg);
@@ -349,6 +351,24 @@ TEST_F(CoordinatorTest, QuitKillsTheJobAndStops) {
   EXPECT_TRUE(GetBool(r, "ok")) << r.dump();
   EXPECT_TRUE(sup_.Got("kill"));
   ASSERT_EQ(done_.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
+TEST_F(CoordinatorTest, RejectsAnotherUser) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::setuid(65534) != 0) ::_exit(2);
+    Client::Failure f;
+    auto c = Client::Connect("127.0.0.1", port_, 5, &f);
+    bool good = !c.ok() && f == Client::Failure::kWrongUser &&
+                c.status().message().find("uid 65534") != std::string::npos;
+    ::_exit(good ? 0 : 1);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 TEST_F(CoordinatorTest, NoJobMeansCheckpointError) {

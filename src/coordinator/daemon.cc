@@ -41,6 +41,10 @@ StatusOr<Daemonizer> Daemonizer::Start(const std::string& log_file) {
   }
   rd.reset();
   ::setsid();
+  // Do not keep the caller's working directory (a mount) busy; every path
+  // the coordinator uses is absolute by now.
+  if (::chdir("/") != 0) {
+  }
   ::dup2(in.get(), 0);
   ::dup2(out.get(), 1);
   ::dup2(out.get(), 2);

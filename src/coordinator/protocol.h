@@ -42,6 +42,19 @@
 //   {"type":"processes","processes":[{"pid":..,"program":..}]}   whenever the set changes
 //   {"type":"exited","status":<exit code>}                        job's main process ended
 //
+// Extensions (compatible; clients must ignore unknown fields):
+//   * a peer of another uid gets one line
+//     {"ok":false,"error":"..","error_code":"wrong_user","uid":<coordinator uid>}
+//     and the connection is closed after it has sent its hello;
+//   * the client hello reply carries "job_id" (null when no job);
+//   * status "state" may also be "idle" (no supervisor) or "quitting", and
+//     the reply has "supervisors": <count>;
+//   * a checkpoint request made while one is running is answered with the
+//     result of the next checkpoint (requests are merged; kill if any asked).
+//   * with --exit-on-last the coordinator exits only while no client is
+//     connected: stasis launch/restart keep their client connection open
+//     until the job ends, so a coordinator cannot exit under a joining job.
+//
 // Checkpoint barrier: the coordinator sends quiesce to every supervisor and
 // waits for all; then dump to all and waits for all; then writes the
 // manifest (image::WriteManifest), the restart script

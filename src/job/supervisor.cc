@@ -50,7 +50,8 @@ bool EnvIsOne(const char* name) {
 
 class Supervisor {
  public:
-  Supervisor(const SupervisorConfig& cfg, InitContext& ctx) : cfg_(cfg), ctx_(ctx) {}
+  Supervisor(const SupervisorConfig& cfg, InitContext& ctx)
+      : cfg_(cfg), ctx_(ctx), job_id_(cfg.job_id) {}
   int Run();
 
  private:
@@ -87,6 +88,7 @@ class Supervisor {
   std::unique_ptr<AgentServer> agents_;
   std::optional<CoordinatorLink> coord_;
   std::string program_;
+  std::string job_id_;              // the coordinator's id once it replied to hello
 
   pid_t main_pid_ = 0;
   std::optional<int> main_code_;    // set when the main process has been reaped
@@ -140,6 +142,12 @@ Status Supervisor::Setup() {
     return Status::Error("the coordinator refused the job: " +
                          reply.value("error", std::string("no reason given")));
   }
+  // A job joined by a second launch has the coordinator's id: image names
+  // and manifests must agree so pruning finds every image of the job.
+  if (reply.contains("job_id") && reply["job_id"].is_string() &&
+      !reply["job_id"].get<std::string>().empty()) {
+    job_id_ = reply["job_id"].get<std::string>();
+  }
   return Status::Ok();
 }
 
@@ -159,7 +167,7 @@ StatusOr<pid_t> Supervisor::LaunchProgram() {
     sigaction(SIGPIPE, &old_sigpipe_, nullptr);
     if (!preload.empty()) setenv("LD_PRELOAD", preload.c_str(), 1);
     setenv(agent::kSupervisorSocketEnv, cfg_.socket_path.c_str(), 1);
-    setenv("STASIS_JOB_ID", cfg_.job_id.c_str(), 1);
+    setenv("STASIS_JOB_ID", job_id_.c_str(), 1);
     execvp(argv[0], argv.data());
     fprintf(stderr, "stasis launch: %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -341,14 +349,14 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
               {"error", fmt::format("process {} exited during the checkpoint", pid)}};
     }
     const AgentInfo& a = it->second;
-    std::string name = image::ImageFileName(a.program, cfg_.job_id, pid, generation);
+    std::string name = image::ImageFileName(a.program, job_id_, pid, generation);
     checkpoint::DumpRequest req;
     req.pid = pid;
     req.control_block = a.control_block;
     req.path = dir + "/" + name;
     req.compression = compression_;
     req.generation = generation;
-    req.job_id = cfg_.job_id;
+    req.job_id = job_id_;
     req.worker_threads = 2;
     auto res = checkpoint::DumpProcess(req);
     if (!res.ok()) {

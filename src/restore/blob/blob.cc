@@ -269,6 +269,16 @@ void SetupThread(BlobArgs* a, const BlobThread& t) {
   for (int i = 0; i < 15; ++i) name[i] = t.comm[i];
   name[15] = 0;
   if (name[0]) Sys(kSysPrctl, kPrSetName, reinterpret_cast<long>(name));
+  // Thread-directed pending signals, each queued by its own thread: the
+  // kernel accepts a kernel/user si_code from rt_tgsigqueueinfo(2) only when
+  // the caller's tid is the target tid (kernel/signal.c,
+  // do_rt_tgsigqueueinfo).  All signals stay blocked until rt_sigreturn
+  // restores this thread's mask, so they remain pending until then.
+  for (int k = 0; k < t.n_pending && k < stasis::agent::kMaxPendingPerThread; ++k) {
+    r = Sys(kSysRtTgsigqueueinfo, a->pid, t.tid, t.pending[k].signo,
+            reinterpret_cast<long>(t.pending[k].siginfo));
+    if (IsErr(r)) Fail(a, 7, "rt_tgsigqueueinfo", r);
+  }
   struct { uint32_t version; int32_t pid; } hdr = {0x20080522, 0};  // _LINUX_CAPABILITY_VERSION_3
   struct { uint32_t eff, perm, inh; } data[2] = {
       {static_cast<uint32_t>(a->caps_effective), static_cast<uint32_t>(a->caps_permitted),
@@ -322,18 +332,6 @@ extern "C" void blob_main(BlobArgs* a) {
     long r = blob_clone_thread(&ca, sizeof ca, a, i);
     if (IsErr(r)) Fail(a, 6, "clone3", r);
     if (r != t.tid) Fail(a, 6, "clone3 returned a different tid", r);
-  }
-  // Thread-directed signals are queued by the leader: the kernel accepts
-  // kernel/user si_codes from rt_tgsigqueueinfo(2) only when the caller's
-  // tid equals the tgid.  Every thread blocks all signals until its
-  // rt_sigreturn restores its own mask.
-  for (int i = 0; i < a->n_threads; ++i) {
-    const BlobThread& t = a->threads[i];
-    for (int k = 0; k < t.n_pending && k < stasis::agent::kMaxPendingPerThread; ++k) {
-      long r = Sys(kSysRtTgsigqueueinfo, a->pid, t.tid, t.pending[k].signo,
-                   reinterpret_cast<long>(t.pending[k].siginfo));
-      if (IsErr(r)) Fail(a, 7, "rt_tgsigqueueinfo", r);
-    }
   }
   // Wait until every thread is past its setup: after that only the leader
   // still uses the report fd.

@@ -178,7 +178,11 @@ Status LoadPages(image::ImageReader& reader, const Slots& slots) {
       if (first_file_page + first + n > file_pages)
         return Status::Error(AreaName(a) + ": copy-on-write page beyond the end of the file");
     }
-    std::memcpy(reinterpret_cast<void*>(rp.region.start + rp.slot_off[idx] + first * kPage), data, n * kPage);
+    void* dst = reinterpret_cast<void*>(rp.region.start + rp.slot_off[idx] + first * kPage);
+    // Fault the destination in with one call instead of one page fault per
+    // page (MADV_POPULATE_WRITE, Linux 5.14); best effort.
+    (void)::madvise(dst, n * kPage, MADV_POPULATE_WRITE);
+    std::memcpy(dst, data, n * kPage);
     return Status::Ok();
   };
   auto summary = reader.ReadPages(sink);

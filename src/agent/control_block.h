@@ -15,7 +15,7 @@
 namespace stasis::agent {
 
 constexpr uint32_t kControlBlockMagic = 0x53544143;  // "STAC"
-constexpr uint32_t kControlBlockVersion = 1;
+constexpr uint32_t kControlBlockVersion = 2;
 constexpr int kMaxThreads = 1024;        // threads per process the agent can park
 constexpr int kMaxPendingPerThread = 8;  // queued signals kept per thread
 constexpr int kMaxSharedPending = 32;    // process-directed queued signals kept
@@ -68,6 +68,13 @@ struct ControlBlock {
   int32_t  pad;
   PendingSignalRecord shared_pending[kMaxSharedPending];
   RestartInfo restart;
+  // Address of stasis_restart_trampoline (src/agent/restart_trampoline.cc),
+  // set when the agent loads.  The restorer ends every thread there instead
+  // of in its own code, and the last thread to arrive unmaps the restorer
+  // region, which by then no thread uses.  (Version >= 2.)
+  uint64_t restart_trampoline;
+  uint32_t threads_returned;    // arrivals at the trampoline; reset by the restorer
+  uint32_t pad2;
   ThreadRecord threads[kMaxThreads];  // threads[0..n_threads), leader first
 };
 

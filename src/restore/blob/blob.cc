@@ -289,13 +289,39 @@ void SetupThread(BlobArgs* a, const BlobThread& t) {
   if (IsErr(r)) Fail(a, 7, "capset", r);
 }
 
+// Step 5b: find the agent's restart trampoline in the restored memory and
+// reset its arrival counter (the image holds the count of the last restart).
+void PrepareTrampoline(BlobArgs* a) {
+  a->trampoline = 0;
+  if (!a->control_block) return;
+  using stasis::agent::ControlBlock;
+  auto* cb = reinterpret_cast<volatile ControlBlock*>(a->control_block);
+  if (cb->magic != stasis::agent::kControlBlockMagic || cb->version < 2) return;
+  cb->threads_returned = 0;
+  a->trampoline = cb->restart_trampoline;
+}
+
+// Last step of every thread: rt_sigreturn into its saved frame, through the
+// agent's trampoline when there is one (see control_block.h).
+[[noreturn]] void ReturnToProgram(BlobArgs* a, const BlobThread& t) {
+  if (a->trampoline) {
+    using stasis::agent::ControlBlock;
+    auto* cb = reinterpret_cast<ControlBlock*>(a->control_block);
+    using Trampoline = void (*)(uint64_t, uint32_t*, uint64_t, uint64_t*);
+    reinterpret_cast<Trampoline>(a->trampoline)(t.sigframe_sp, &cb->threads_returned,
+                                                static_cast<uint64_t>(a->n_threads),
+                                                &cb->restart.restorer_start);
+  }
+  blob_sigreturn(t.sigframe_sp);
+}
+
 }  // namespace
 
 extern "C" void blob_thread_main(BlobArgs* a, long index) {
   const BlobThread& t = a->threads[index];
   SetupThread(a, t);
   __atomic_add_fetch(&a->threads_started, 1, __ATOMIC_SEQ_CST);
-  blob_sigreturn(t.sigframe_sp);
+  ReturnToProgram(a, t);
 }
 
 extern "C" void blob_main(BlobArgs* a) {
@@ -317,6 +343,7 @@ extern "C" void blob_main(BlobArgs* a) {
     const auto* src = reinterpret_cast<const uint8_t*>(&a->restart_info);
     for (size_t i = 0; i < sizeof(a->restart_info); ++i) dst[i] = src[i];
   }
+  PrepareTrampoline(a);
   for (int i = 0; i < a->n_fds_to_close && i < 4; ++i)
     if (a->fds_to_close[i] >= 0) Sys(kSysClose, a->fds_to_close[i]);
 
@@ -338,5 +365,5 @@ extern "C" void blob_main(BlobArgs* a) {
   while (__atomic_load_n(&a->threads_started, __ATOMIC_SEQ_CST) < a->n_threads - 1) Sys(kSysSchedYield);
   SetupThread(a, a->threads[0]);  // capset last: clone3 set_tid needed the capability
   if (a->report_fd >= 0) Sys(kSysClose, a->report_fd);
-  blob_sigreturn(a->threads[0].sigframe_sp);
+  ReturnToProgram(a, a->threads[0]);
 }

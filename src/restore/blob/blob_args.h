@@ -19,7 +19,8 @@
 //   7. in every thread: TLS base, clear_child_tid, robust list, rseq, name,
 //      thread-directed pending signals, capabilities; then rt_sigreturn on
 //      the thread's saved signal frame, which reloads all registers, the
-//      FPU/AVX state, the signal mask and the alternate stack.
+//      FPU/AVX state, the signal mask and the alternate stack -- issued from
+//      the agent's restart trampoline, whose last caller unmaps the region.
 #pragma once
 
 #include <stdint.h>
@@ -108,6 +109,10 @@ struct BlobArgs {
   int64_t debug_mm_result;
   int32_t debug_rseq_failures;
   int32_t debug_robust_failures;
+
+  // Scratch for the blob: the agent's restart trampoline (0: plain
+  // rt_sigreturn from the blob; images of agents before version 2).
+  uint64_t trampoline;
 };
 
 constexpr uint64_t kBlobArgsMagic = 0x5354415349534241ull;  // "STASISBA"

@@ -15,6 +15,7 @@
 #include <functional>
 #include <string>
 
+#include "paused_child.h"
 #include "state/files.h"
 
 namespace stasis::state {
@@ -22,37 +23,7 @@ namespace {
 
 using Kind = image::FileDescriptor::Kind;
 
-// A child that runs `setup`, reports readiness and sleeps until destroyed.
-class PausedChild {
- public:
-  explicit PausedChild(const std::function<void()>& setup) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) std::abort();
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      close(p[0]);
-      setup();
-      if (write(p[1], "x", 1) != 1) _exit(1);
-      close(p[1]);
-      for (;;) pause();
-    }
-    close(p[1]);
-    char c;
-    ready_ = read(p[0], &c, 1) == 1;
-    close(p[0]);
-  }
-  ~PausedChild() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  pid_t pid() const { return pid_; }
-  bool ready() const { return ready_; }
-
- private:
-  pid_t pid_ = -1;
-  bool ready_ = false;
-};
+using testing::PausedChild;
 
 std::string MakeTempDir() {
   char tmpl[] = "/tmp/stasis-files-test-XXXXXX";

@@ -49,6 +49,9 @@ json Encode(const ProcessImage& img, bool display) {
   j["ppid"] = img.ppid;
   j["pgid"] = img.pgid;
   j["sid"] = img.sid;
+  json zombies = json::array();
+  for (const auto& z : img.zombies) zombies.push_back({{"pid", z.pid}, {"exit_status", z.exit_status}});
+  j["zombies"] = std::move(zombies);
   j["uid"] = img.uid;
   j["gid"] = img.gid;
   j["hostname"] = img.hostname;
@@ -279,6 +282,13 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
   d.Get(j, "ppid", &img.ppid, r);
   d.Get(j, "pgid", &img.pgid, r);
   d.Get(j, "sid", &img.sid, r);
+  // Absent in images written before zombies were recorded: none.
+  d.Array(j, "zombies", r, 1 << 22, [&](const json& e, size_t, const std::string& p) {
+    ZombieChild z;
+    d.Get(e, "pid", &z.pid, p);
+    d.Get(e, "exit_status", &z.exit_status, p);
+    img.zombies.push_back(z);
+  });
   d.Get(j, "uid", &img.uid, r);
   d.Get(j, "gid", &img.gid, r);
   d.Get(j, "hostname", &img.hostname, r);

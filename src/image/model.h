@@ -127,12 +127,22 @@ struct AgentInfo {
   int32_t socket_fd = -1;      // the agent's own descriptor; never restored
 };
 
+// A child that had exited but was not yet reaped (state Z) at checkpoint.
+// The restorer recreates it as a zombie with the same pid so the program's
+// later wait() returns it.  Source: /proc/<pid>/stat fields 4 and 52.
+struct ZombieChild {
+  int32_t pid = 0;
+  int32_t exit_status = 0;  // raw wait(2) status (WIFEXITED/WIFSIGNALED encoding)
+};
+
 struct ProcessImage {
   // Identity.
   std::string program;          // comm of the main thread, e.g. "python3"
   std::string exe;              // /proc/<pid>/exe
   std::vector<std::string> argv;
   int32_t pid = 0, ppid = 0, pgid = 0, sid = 0;  // in the job's pid namespace
+                                // (pgid/sid 0: leader outside the namespace)
+  std::vector<ZombieChild> zombies;  // unreaped exited children, by pid
   uint32_t uid = 0, gid = 0;
   std::string hostname;
   std::string kernel_release;   // uname -r at checkpoint

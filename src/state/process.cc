@@ -3,6 +3,7 @@
 // process.h; sources: proc(5), prlimit(2), personality(2), prctl(2).
 #include "state/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
@@ -80,6 +81,7 @@ StatusOr<StatFields> ParseStatFields(const std::string& text) {
     return Status::Ok();
   };
   StatFields f;
+  f.state = tok[0].empty() ? '?' : tok[0][0];
   uint64_t ppid = 0, pgrp = 0, session = 0;
   RETURN_IF_ERROR(field(4, &ppid));
   RETURN_IF_ERROR(field(5, &pgrp));
@@ -98,7 +100,38 @@ StatusOr<StatFields> ParseStatFields(const std::string& text) {
   RETURN_IF_ERROR(field(49, &mm.arg_end));
   RETURN_IF_ERROR(field(50, &mm.env_start));
   RETURN_IF_ERROR(field(51, &mm.env_end));
+  if (tok.size() >= 52 - 2) {  // exit_code: Linux 3.5+
+    uint64_t code = 0;
+    RETURN_IF_ERROR(field(52, &code));
+    f.exit_code = static_cast<int32_t>(code);
+  }
   return f;
+}
+
+StatusOr<std::vector<image::ZombieChild>> CaptureZombies(int32_t pid, const std::string& proc_root) {
+  DIR* dir = ::opendir(proc_root.c_str());
+  if (dir == nullptr) return Status::Errno("opendir " + proc_root);
+  std::vector<image::ZombieChild> out;
+  while (struct dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long child = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || child <= 0) continue;
+    const std::string base = proc_root + "/" + e->d_name;
+    auto text = ReadProcFile(base + "/stat");
+    if (!text.ok()) continue;  // gone meanwhile
+    auto st = ParseStatFields(*text);
+    if (!st.ok() || st->state != 'Z' || st->ppid != pid) continue;
+    int tasks = 0;
+    if (DIR* t = ::opendir((base + "/task").c_str())) {
+      while (struct dirent* te = ::readdir(t)) tasks += te->d_name[0] != '.';
+      ::closedir(t);
+    }
+    if (tasks > 1) continue;  // exited leader of a live thread group
+    out.push_back({static_cast<int32_t>(child), st->exit_code});
+  }
+  ::closedir(dir);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
+  return out;
 }
 
 StatusOr<std::string> StatusValue(const std::string& status_text, const std::string& key) {
@@ -152,6 +185,9 @@ Status CaptureProcess(const ProcTarget& target, const agent::ControlBlock& cb,
   img->ppid = stat->ppid;
   img->pgid = stat->pgrp;
   img->sid = stat->session;
+  auto zombies = CaptureZombies(target.pid);
+  if (!zombies.ok()) return zombies.status().With(who + ": unreaped children");
+  img->zombies = std::move(zombies).value();
   img->mm = stat->mm;
   if (img->mm.start_code <= 1 && img->mm.end_code <= 1) {
     // proc(5): shown as 1/0 without PTRACE_MODE_READ access.

@@ -50,10 +50,19 @@ Status PrepareProcess(const image::ProcessImage& img, int exe_fd_number, restore
 // comm (field 2) may hold spaces and parentheses.  mm.brk is left 0 (not in
 // stat).  Errors if fewer than 51 fields or a number is malformed.
 struct StatFields {
+  char state = '?';                         // field 3 (R, S, D, Z, ...)
   int32_t ppid = 0, pgrp = 0, session = 0;  // fields 4, 5, 6
+  int32_t exit_code = 0;                    // field 52 (wait(2) status; 0 if absent)
   image::MmLayout mm;                       // fields 26-28, 45-51
 };
 StatusOr<StatFields> ParseStatFields(const std::string& text);
+
+// Unreaped exited children of `pid` (state Z, ppid == pid, a single task:
+// a thread-group leader that exited while other threads run also shows Z
+// but is not a zombie process), sorted by pid.  Scans `proc_root`
+// ("/proc" of the job's namespace).  Processes that vanish during the scan
+// are skipped.  Errors: `proc_root` unreadable.
+StatusOr<std::vector<image::ZombieChild>> CaptureZombies(int32_t pid, const std::string& proc_root = "/proc");
 
 // The value of "<key>:" in /proc/<pid>/status text, leading whitespace
 // stripped ("Umask" -> "0022").  Error if the key is absent.

@@ -1,0 +1,93 @@
+// Capture side of process trees: the stat fields the plan needs, unreaped
+// children found in /proc, and the image codec's "zombies" key.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "image/codec.h"
+#include "state/process.h"
+
+namespace stasis {
+namespace {
+
+std::string StatLine(int n_fields, const char* state) {
+  std::string s = "77 (x) y) ";
+  for (int n = 3; n <= n_fields; ++n) s += (n == 3 ? std::string(state) : std::to_string(n)) + " ";
+  s.back() = '\n';
+  return s;
+}
+
+TEST(TreeCapture, StatStateAndExitCode) {
+  auto f = state::ParseStatFields(StatLine(52, "Z"));
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_EQ(f->state, 'Z');
+  EXPECT_EQ(f->exit_code, 52);
+  EXPECT_EQ(f->pgrp, 5);
+  EXPECT_EQ(f->session, 6);
+  // Kernels before 3.5 have no field 52: exit code 0.
+  f = state::ParseStatFields(StatLine(51, "S"));
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_EQ(f->exit_code, 0);
+}
+
+TEST(TreeCapture, FindsUnreapedChildrenWithTheirStatus) {
+  pid_t exited = fork();
+  if (exited == 0) _exit(7);
+  pid_t killed = fork();
+  if (killed == 0) {
+    for (;;) pause();
+  }
+  ASSERT_GT(exited, 0);
+  ASSERT_GT(killed, 0);
+  kill(killed, SIGTERM);
+  siginfo_t si;
+  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(exited), &si, WEXITED | WNOWAIT), 0);
+  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(killed), &si, WEXITED | WNOWAIT), 0);
+
+  auto z = state::CaptureZombies(getpid());
+  ASSERT_TRUE(z.ok()) << z.status().message();
+  std::map<int32_t, int32_t> got;
+  for (const auto& c : *z) got[c.pid] = c.exit_status;
+  ASSERT_EQ(got.count(exited), 1u);
+  ASSERT_EQ(got.count(killed), 1u);
+  EXPECT_TRUE(WIFEXITED(got[exited]));
+  EXPECT_EQ(WEXITSTATUS(got[exited]), 7);
+  EXPECT_TRUE(WIFSIGNALED(got[killed]));
+  EXPECT_EQ(WTERMSIG(got[killed]), SIGTERM);
+
+  int st;
+  waitpid(exited, &st, 0);
+  waitpid(killed, &st, 0);
+  z = state::CaptureZombies(getpid());
+  ASSERT_TRUE(z.ok());
+  for (const auto& c : *z) EXPECT_TRUE(c.pid != exited && c.pid != killed);
+  EXPECT_FALSE(state::CaptureZombies(getpid(), "/nonexistent-proc").ok());
+}
+
+TEST(TreeCapture, CodecKeepsZombiesAndReadsOldImages) {
+  image::ProcessImage img;
+  img.pid = 2;
+  img.pgid = 2;
+  img.sid = 0;
+  img.zombies = {{4, 7 << 8}, {5, SIGTERM}};
+  auto back = image::MetadataFromJson(image::MetadataToJson(img));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ASSERT_EQ(back->zombies.size(), 2u);
+  EXPECT_EQ(back->zombies[0].pid, 4);
+  EXPECT_EQ(back->zombies[0].exit_status, 7 << 8);
+  EXPECT_EQ(back->zombies[1].exit_status, SIGTERM);
+
+  nlohmann::json old = image::MetadataToJson(img);
+  old.erase("zombies");  // written before zombies were recorded
+  back = image::MetadataFromJson(old);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->zombies.empty());
+
+  old["zombies"] = "nope";
+  EXPECT_FALSE(image::MetadataFromJson(old).ok());
+}
+
+}  // namespace
+}  // namespace stasis

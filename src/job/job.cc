@@ -127,11 +127,6 @@ StatusOr<int> Restart(const JobSettings& settings, const std::string& manifest_p
     if (cfg.settings.ckptdir.empty()) cfg.settings.ckptdir = Dirname(cfg.image_paths[0]);
   }
   if (n_processes == 0) return Status::Error(manifest_path + ": the checkpoint has no processes");
-  if (n_processes > 1) {
-    return Status::Error(fmt::format(
-        "checkpoint has {} processes; restoring process trees is not supported yet",
-        n_processes));
-  }
   if (cfg.job_id.empty()) cfg.job_id = RandomHex(8);
   return RunJob(std::move(cfg));
 }

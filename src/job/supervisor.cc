@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -41,6 +42,18 @@ std::string Hostname() {
 std::string Basename(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The process exists and is not a zombie (/proc/<pid>/stat state).
+bool ProcessAlive(pid_t pid) {
+  FILE* f = fopen(fmt::format("/proc/{}/stat", pid).c_str(), "re");
+  if (f == nullptr) return false;
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char* paren = strrchr(buf, ')');
+  return paren != nullptr && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
 bool EnvIsOne(const char* name) {
@@ -97,6 +110,7 @@ class Supervisor {
   bool ending_ = false;             // the job is over; only "exited" is left to send
   bool quiesced_ = false;
   std::vector<pid_t> quiesced_pids_;
+  std::vector<pid_t> restored_pids_;  // restart: every restored process
   std::map<uint64_t, std::vector<std::string>> images_;  // generation -> written paths
   std::map<pid_t, std::string> notified_;                // last "processes" sent
 };
@@ -177,21 +191,26 @@ StatusOr<pid_t> Supervisor::LaunchProgram() {
 
 StatusOr<pid_t> Supervisor::RestoreProgram() {
   std::vector<std::unique_ptr<image::ImageReader>> readers;
+  std::vector<restore::TreeProcess> procs;
   for (const auto& path : cfg_.image_paths) {
     ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(path));
     RETURN_IF_ERROR(restore::PrecheckImage(*reader).With(path));
+    procs.push_back(restore::TreeProcessOf(reader->metadata()));
     readers.push_back(std::move(reader));
   }
-  if (readers.size() != 1) {
-    return Status::Error(fmt::format(
-        "checkpoint has {} processes; restoring process trees is not supported yet",
-        readers.size()));
-  }
+  auto plan = restore::PlanTree(procs);
+  if (!plan.ok()) return plan.status().With("process tree");
   restore::RestoreOptions opts;
   opts.supervisor_socket = cfg_.socket_path;
   opts.force_vdso_proxy = EnvIsOne("STASIS_VDSO_PROXY");
   opts.pause_before_jump = EnvIsOne("STASIS_RESTART_PAUSE");
-  return restore::SpawnRestoredProcess(*readers[0], opts);
+  std::vector<image::ImageReader*> ptrs;
+  for (auto& r : readers) ptrs.push_back(r.get());
+  ASSIGN_OR_RETURN(std::vector<pid_t> roots, restore::RestoreTree(ptrs, *plan, opts));
+  for (const auto& p : procs) restored_pids_.push_back(p.pid);
+  // The main process (exit code, forwarded signals) is the lowest-pid root:
+  // the launched program unless it had exited before the checkpoint.
+  return roots.at(0);
 }
 
 Status Supervisor::StartProgram() {
@@ -208,26 +227,36 @@ Status Supervisor::StartProgram() {
 void Supervisor::WaitForMainAgent() {
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(static_cast<int>(kAgentHelloTimeout * 1000));
-  auto has_main = [&] {
-    for (const auto& a : agents_->Agents()) {
-      if (a.pid == main_pid_) return true;
+  // Launch: the main process.  Restart: every restored process still alive
+  // (one may legitimately exit before its agent says hello).
+  auto missing = [&] {
+    std::set<pid_t> want = {main_pid_};
+    for (pid_t p : restored_pids_) {
+      if (p != main_pid_ && ProcessAlive(p)) want.insert(p);
     }
-    return false;
+    for (const auto& a : agents_->Agents()) want.erase(a.pid);
+    return want;
   };
-  while (!has_main()) {
+  for (std::set<pid_t> left_pids = missing(); !left_pids.empty(); left_pids = missing()) {
     if (main_code_ || !children_left_) return;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      Warn(fmt::format(
-          "{} (pid {}) did not load the Stasis agent within {:.0f} s (a statically linked "
-          "program ignores LD_PRELOAD); it keeps running but cannot be checkpointed",
-          program_, main_pid_, kAgentHelloTimeout));
+      if (left_pids.count(main_pid_)) {
+        Warn(fmt::format(
+            "{} (pid {}) did not load the Stasis agent within {:.0f} s (a statically linked "
+            "program ignores LD_PRELOAD); it keeps running but cannot be checkpointed",
+            program_, main_pid_, kAgentHelloTimeout));
+      } else {
+        Warn(fmt::format("{} restored process(es) did not reconnect within {:.0f} s (first: pid {})",
+                         left_pids.size(), kAgentHelloTimeout, *left_pids.begin()));
+      }
       return;
     }
     std::vector<struct pollfd> fds = {{sigfd_.get(), POLLIN, 0}};
     for (int fd : agents_->PollFds()) fds.push_back({fd, POLLIN, 0});
-    int r = poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+    // Bounded: a restored child that exits is not our child, no signal says so.
+    int r = poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
     if (r < 0 && errno != EINTR) return;
     if (r <= 0) continue;
     if (fds[0].revents) HandleSignals();
@@ -235,8 +264,11 @@ void Supervisor::WaitForMainAgent() {
     for (size_t i = 1; i < fds.size(); ++i) agent_input |= fds[i].revents != 0;
     if (agent_input) agents_->HandleInput();
   }
-  Info(fmt::format("{} (pid {}) is {}", program_, main_pid_,
-                   cfg_.restart ? "restarted" : "running"));
+  Info(fmt::format("{} (pid {}) is {}{}", program_, main_pid_,
+                   cfg_.restart ? "restarted" : "running",
+                   restored_pids_.size() > 1
+                       ? fmt::format(" with {} processes", restored_pids_.size())
+                       : std::string()));
 }
 
 void Supervisor::Reap() {

@@ -1,8 +1,9 @@
-// The pre-restorer: creates the restored process with its old pid, loads
-// and verifies every page into slots, reopens files, fills BlobArgs and
-// jumps to the blob (src/restore/blob).  Flow: docs/architecture.md,
-// "Restart flow".  The child never creates threads: their pids may be
-// needed by the image's threads.
+// The pre-restorer: creates the restored processes of a tree with their old
+// pids (tree.h), loads and verifies every page into slots, waits until the
+// whole tree has loaded, reopens files, fills BlobArgs and jumps to the blob
+// (src/restore/blob).  Flow: docs/architecture.md, "Restart flow".  A
+// pre-restorer never creates threads: their tids may be needed by the
+// image's threads.
 #include "restore/restorer.h"
 
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,6 +26,7 @@
 #include <cstring>
 
 #include "common/raw_log.h"
+#include "common/scoped_fd.h"
 #include "restore/blob/blob_args.h"
 #include "restore/blob/blob_embed.h"
 #include "restore/layout.h"
@@ -85,10 +88,121 @@ void UnregisterGlibcRseq() {
   __builtin_unreachable();
 }
 
-// Everything the child does up to the jump.  Returns only on error; the
-// caller reports the error on the status pipe and exits.
-// `*report` is the status pipe; it is moved above the image's descriptors.
-Status RunPreRestorer(image::ImageReader& reader, const RestoreOptions& opts, int* report) {
+// What every pre-restorer of a tree shares.  Each process has its own copy
+// (fork semantics) and updates it as it moves and closes descriptors.
+struct TreeContext {
+  const std::vector<image::ImageReader*>* readers = nullptr;
+  const TreePlan* plan = nullptr;
+  const RestoreOptions* opts = nullptr;
+  std::vector<int> report_wr;  // per node: write end of its status pipe (-1: closed, zombie)
+  int go_rd = -1;              // read end of the shared "go" pipe
+};
+
+// clone3(2) with set_tid: a fork whose pid is `want`.  Raw syscall (glibc
+// has no wrapper), so the child must not rely on glibc's cached tid (raise,
+// pthread_self()->tid) nor on locks another thread might hold.
+long CloneWithPid(pid_t want) {
+  struct clone_args ca;
+  std::memset(&ca, 0, sizeof ca);
+  ca.exit_signal = SIGCHLD;
+  ca.set_tid = reinterpret_cast<uint64_t>(&want);
+  ca.set_tid_size = 1;
+  return ::syscall(SYS_clone3, &ca, sizeof ca);
+}
+
+std::string CloneError(pid_t want, int err) {
+  std::string hint = err == EEXIST ? " (pid in use)"
+                   : err == EPERM  ? " (needs CAP_CHECKPOINT_RESTORE in the pid namespace's user namespace)"
+                                   : "";
+  return "clone3(set_tid=" + std::to_string(want) + ")" + hint;
+}
+
+// A recreated zombie: terminates at once the way the original did (wait(2)
+// status), and stays unreaped until the restored parent waits for it.  A
+// signal death is reproduced by the signal itself; no core file is written
+// (RLIMIT_CORE 0), so WCOREDUMP is not reproduced.
+[[noreturn]] void BecomeZombie(int status) {
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    struct rlimit none = {0, 0};
+    ::setrlimit(RLIMIT_CORE, &none);
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(sig, &dfl, nullptr);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    ::sigprocmask(SIG_UNBLOCK, &one, nullptr);
+    ::syscall(SYS_kill, ::syscall(SYS_getpid), sig);
+  }
+  ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 127);
+}
+
+[[noreturn]] void PreRestorerMain(TreeContext& ctx, size_t node);
+
+// Session, group, then the node's children and zombies, before any memory
+// is loaded (the children are cheap copies of a small process).  Closes the
+// status pipes of all descendants afterwards so that each pipe is held by
+// its own process only: a process that dies is seen as EOF.
+Status CreateChildren(TreeContext& ctx, size_t node, int own_status_fd) {
+  const TreePlan& plan = *ctx.plan;
+  const TreeNode& n = plan.nodes[node];
+  if (n.setsid && ::setsid() < 0) return Status::Errno("setsid");
+  if (n.group == TreeNode::Group::kOwn && ::setpgid(0, 0) != 0) return Status::Errno("setpgid(0, 0)");
+  if (n.group == TreeNode::Group::kJoin && ::setpgid(0, n.pgid) != 0)
+    return Status::Errno("setpgid(0, " + std::to_string(n.pgid) + ")");
+  std::vector<pid_t> zombies;
+  for (size_t c : n.children) {
+    const TreeNode& child = plan.nodes[c];
+    long r = CloneWithPid(child.pid);
+    if (r < 0) return Status::Errno(CloneError(child.pid, errno) + (child.zombie ? " for an unreaped child" : ""));
+    if (r == 0) {
+      if (child.zombie) BecomeZombie(child.exit_status);
+      std::vector<size_t> sub = plan.Subtree(c);
+      for (size_t k = 0; k < ctx.report_wr.size(); ++k) {
+        if (ctx.report_wr[k] < 0 || std::find(sub.begin(), sub.end(), k) != sub.end()) continue;
+        ::close(ctx.report_wr[k]);
+        ctx.report_wr[k] = -1;
+      }
+      ::close(own_status_fd);
+      PreRestorerMain(ctx, c);
+    }
+    if (child.zombie) {
+      zombies.push_back(static_cast<pid_t>(r));
+    } else if (child.group == TreeNode::Group::kOwn) {
+      ::setpgid(static_cast<pid_t>(r), static_cast<pid_t>(r));  // the child does it too; whoever is first
+    } else if (child.group == TreeNode::Group::kJoin) {
+      ::setpgid(static_cast<pid_t>(r), child.pgid);
+    }
+  }
+  for (pid_t z : zombies) {  // wait until it is a zombie, without reaping it
+    siginfo_t si;
+    while (::waitid(P_PID, static_cast<id_t>(z), &si, WEXITED | WNOWAIT) != 0) {
+      if (errno != EINTR) return Status::Errno("waiting for unreaped child " + std::to_string(z) + " to exit");
+    }
+  }
+  for (size_t k : plan.Subtree(node)) {
+    if (k != node && ctx.report_wr[k] >= 0) ::close(ctx.report_wr[k]);
+    ctx.report_wr[k] = -1;
+  }
+  // The zombies' SIGCHLD was delivered (and handled) before the checkpoint.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  struct timespec zero = {0, 0};
+  while (::sigtimedwait(&chld, nullptr, &zero) == SIGCHLD) {
+  }
+  return Status::Ok();
+}
+
+// Everything one pre-restorer does up to the jump.  Returns only on error;
+// the caller reports the error on the status pipe and exits.  `*report` is
+// the status pipe; it is moved above the image's descriptors.
+Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
+  const TreeNode& tn = ctx.plan->nodes[node];
+  image::ImageReader& reader = *(*ctx.readers)[tn.process];
+  const RestoreOptions& opts = *ctx.opts;
   const image::ProcessImage& img = reader.metadata();
 
   // Descriptors that survive RestoreFiles must sit above the image's.
@@ -96,22 +210,42 @@ Status RunPreRestorer(image::ImageReader& reader, const RestoreOptions& opts, in
   int status_fd = ::fcntl(*report, F_DUPFD_CLOEXEC, base);
   if (status_fd < 0) return Status::Errno("moving the status pipe");
   ::close(*report);
+  ctx.report_wr[node] = -1;
   *report = status_fd;
+  int go_fd = ::fcntl(ctx.go_rd, F_DUPFD_CLOEXEC, base);
+  if (go_fd < 0) return Status::Errno("moving the go pipe");
+  ::close(ctx.go_rd);
+  ctx.go_rd = go_fd;
+
+  RETURN_IF_ERROR(CreateChildren(ctx, node, status_fd));
 
   // a+b: plan the layout, reserve the region, build and fill the slots.
   ASSIGN_OR_RETURN(Slots slots, BuildSlots(img, opts.force_vdso_proxy || EnvIs1("STASIS_VDSO_PROXY")));
   RETURN_IF_ERROR(LoadPages(reader, slots));
   auto* args = reinterpret_cast<BlobArgs*>(slots.layout.plan.region.start + slots.layout.plan.args_off);
+  RETURN_IF_ERROR(state::RestoreProcessAttributes(img).With("restoring process attributes"));
 
-  // d: process attributes and descriptors.  Our stdio goes to high numbers
-  // and is handed to RestoreFiles for the descriptors that were stdio.
+  // Barrier: nothing with effects outside this process (descriptors may
+  // truncate files) until every process of the tree has loaded its pages.
+  // From here on a failure anywhere makes the supervisor kill the whole
+  // tree, so the parent-death signal is dropped now: a restored parent may
+  // legitimately exit while this child is still restoring its descriptors.
+  ::prctl(PR_SET_PDEATHSIG, 0);
+  WriteAll(status_fd, "LOADED\n");
+  char go = 0;
+  ssize_t got;
+  do got = ::read(go_fd, &go, 1); while (got < 0 && errno == EINTR);
+  if (got != 1) ::_exit(1);  // aborted: the supervisor kills us anyway
+  ::close(go_fd);
+
+  // d: descriptors.  Our stdio goes to high numbers and is handed to
+  // RestoreFiles for the descriptors that were stdio.
   int stdio[3];
   for (int i = 0; i < 3; ++i) {
     stdio[i] = ::fcntl(i, F_DUPFD_CLOEXEC, status_fd + 1);
     if (stdio[i] < 0 && errno != EBADF) return Status::Errno("duplicating stdio " + std::to_string(i));
   }
   int exe_fd_number = std::max({status_fd, stdio[0], stdio[1], stdio[2]}) + 1;
-  RETURN_IF_ERROR(state::RestoreProcessAttributes(img).With("restoring process attributes"));
   RETURN_IF_ERROR(state::RestoreFiles(img, stdio, {status_fd, exe_fd_number}).With("restoring descriptors"));
 
   // BlobArgs: the other modules' parts, then ours.
@@ -160,13 +294,13 @@ Status RunPreRestorer(image::ImageReader& reader, const RestoreOptions& opts, in
   JumpToBlob(code, args->threads[0].stack_top, args);
 }
 
-[[noreturn]] void PreRestorerMain(image::ImageReader& reader, const RestoreOptions& opts, int status_pipe) {
+[[noreturn]] void PreRestorerMain(TreeContext& ctx, size_t node) {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the supervisor died: nothing to restore for
-  int report = status_pipe;
-  Status st = RunPreRestorer(reader, opts, &report);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // parent died: the restart failed, nothing to restore for
+  int report = ctx.report_wr[node];
+  Status st = RunPreRestorer(ctx, node, &report);
   WriteAll(report, st.message() + "\n");
   ::_exit(1);
 }
@@ -197,58 +331,150 @@ Status PrecheckImage(const image::ImageReader& reader) {
   return Status::Ok();
 }
 
-StatusOr<pid_t> SpawnRestoredProcess(image::ImageReader& reader, const RestoreOptions& opts) {
-  const image::ProcessImage& img = reader.metadata();
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return Status::Errno("pipe");
-  ScopedFd rd(pipefd[0]), wr(pipefd[1]);
+namespace {
 
-  // clone3(2) with set_tid: a fork whose pid is the image's.  Raw syscall:
-  // glibc has no wrapper, so the child must not rely on state another
-  // thread of the parent might have been changing (malloc, stdio locks).
-  struct clone_args ca;
-  std::memset(&ca, 0, sizeof ca);
-  pid_t want = img.pid;
-  ca.exit_signal = SIGCHLD;
-  ca.set_tid = reinterpret_cast<uint64_t>(&want);
-  ca.set_tid_size = 1;
-  long r = ::syscall(SYS_clone3, &ca, sizeof ca);
-  if (r < 0) {
-    int err = errno;
-    std::string hint = err == EEXIST ? " (pid in use)"
-                     : err == EPERM  ? " (needs CAP_CHECKPOINT_RESTORE in the pid namespace's user namespace)"
-                                     : "";
-    return Status::Errno(reader.path() + ": clone3(set_tid=" + std::to_string(want) + ")" + hint, err);
-  }
-  if (r == 0) {
-    rd.reset();
-    PreRestorerMain(reader, opts, wr.release());
-  }
-  pid_t pid = static_cast<pid_t>(r);
-  wr.reset();
-
+// One line from a status pipe ("" on EOF without a line).
+std::string ReadLine(int fd) {
   std::string text;
-  char buf[512];
+  char c;
   for (;;) {
-    ssize_t n = ::read(rd.get(), buf, sizeof buf);
+    ssize_t n = ::read(fd, &c, 1);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.find('\n') != std::string::npos && text.rfind("OK\n", 0) == 0) return pid;
+    if (n <= 0 || c == '\n') return text;
+    text.push_back(c);
   }
-  // Failure: the child reported an error (or died) and exits.
-  int wst = 0;
-  pid_t w;
-  do w = ::waitpid(pid, &wst, 0); while (w < 0 && errno == EINTR);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  if (text.empty()) {
-    std::string how = w != pid                ? "was reaped elsewhere"
-                      : WIFSIGNALED(wst)      ? "was killed by signal " + std::to_string(WTERMSIG(wst))
-                                              : "exited with status " + std::to_string(WEXITSTATUS(wst));
-    return Status::Error(reader.path() + ": the restoring process " + how + " before it reported");
+}
+
+// Waits for `expect` from every process's status pipe.  Error: the first
+// reported message (a process that only died is reported last: it may be
+// the victim of its parent's failure), prefixed with its image path.
+Status CollectReports(const std::vector<image::ImageReader*>& readers, const TreePlan& plan,
+                      std::vector<ScopedFd>& rd, const char* expect, const std::vector<pid_t>& roots,
+                      std::vector<int>* root_status) {
+  std::string error, died;
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    if (!rd[k]) continue;
+    std::string line = ReadLine(rd[k].get());
+    if (line == expect) continue;
+    const std::string& path = readers[plan.nodes[k].process]->path();
+    if (!line.empty()) {
+      if (error.empty()) error = line.rfind(path, 0) == 0 ? line : path + ": " + line;
+      continue;
+    }
+    if (!died.empty()) continue;
+    std::string how = "died";
+    for (size_t r = 0; r < roots.size(); ++r) {
+      if (plan.nodes[plan.roots[r]].pid != plan.nodes[k].pid) continue;
+      int wst = 0;
+      pid_t w;
+      do w = ::waitpid(roots[r], &wst, 0); while (w < 0 && errno == EINTR);
+      (*root_status)[r] = w == roots[r] ? wst : -1;
+      how = w != roots[r]           ? "was reaped elsewhere"
+            : WIFSIGNALED(wst)      ? "was killed by signal " + std::to_string(WTERMSIG(wst))
+                                    : "exited with status " + std::to_string(WEXITSTATUS(wst));
+    }
+    died = path + ": the restoring process (pid " + std::to_string(plan.nodes[k].pid) + ") " + how +
+           " before it reported";
   }
-  if (text.rfind(reader.path(), 0) == 0) return Status::Error(text);
-  return Status::Error(reader.path() + ": " + text);
+  if (!error.empty()) return Status::Error(error);
+  if (!died.empty()) return Status::Error(died);
+  return Status::Ok();
+}
+
+// Failure: SIGKILL every process of the tree, reap the roots.
+void KillTree(const TreePlan& plan, const std::vector<pid_t>& roots, const std::vector<int>& root_status) {
+  for (const TreeNode& n : plan.nodes)
+    if (!n.zombie) ::kill(n.pid, SIGKILL);
+  for (size_t r = 0; r < roots.size(); ++r) {
+    if (root_status[r] != -2) continue;  // already reaped
+    int wst;
+    while (::waitpid(roots[r], &wst, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+}  // namespace
+
+StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>& readers,
+                                         const TreePlan& plan, const RestoreOptions& opts) {
+  const size_t n = plan.nodes.size();
+  TreeContext ctx;
+  ctx.readers = &readers;
+  ctx.plan = &plan;
+  ctx.opts = &opts;
+  ctx.report_wr.assign(n, -1);
+  std::vector<ScopedFd> rd(n);
+  std::vector<ScopedFd> wr_owner(n);
+  size_t processes = 0;
+  for (size_t k = 0; k < n; ++k) {
+    if (plan.nodes[k].zombie) continue;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno("pipe");
+    rd[k].reset(p[0]);
+    wr_owner[k].reset(p[1]);
+    ctx.report_wr[k] = p[1];
+    ++processes;
+  }
+  int g[2];
+  if (::pipe2(g, O_CLOEXEC) != 0) return Status::Errno("pipe");
+  ScopedFd go_rd(g[0]), go_wr(g[1]);
+  ctx.go_rd = g[0];
+
+  std::vector<pid_t> roots;
+  std::vector<int> root_status;  // -2: not reaped yet
+  for (size_t r : plan.roots) {
+    const TreeNode& root = plan.nodes[r];
+    long pid = CloneWithPid(root.pid);
+    if (pid < 0) {
+      int err = errno;
+      Status st = Status::Errno(readers[root.process]->path() + ": " + CloneError(root.pid, err), err);
+      wr_owner.clear();
+      go_wr.reset();
+      KillTree(plan, roots, root_status);
+      return st;
+    }
+    if (pid == 0) {
+      for (auto& fd : rd) fd.reset();
+      go_wr.reset();
+      std::vector<size_t> sub = plan.Subtree(r);
+      for (size_t k = 0; k < n; ++k) {
+        if (std::find(sub.begin(), sub.end(), k) != sub.end()) {
+          (void)wr_owner[k].release();  // the child keeps its subtree's write ends
+        } else {
+          wr_owner[k].reset();
+          ctx.report_wr[k] = -1;
+        }
+      }
+      PreRestorerMain(ctx, r);
+    }
+    roots.push_back(static_cast<pid_t>(pid));
+    root_status.push_back(-2);
+  }
+  wr_owner.clear();  // only the processes hold their status pipes now
+  go_rd.reset();
+
+  Status st = CollectReports(readers, plan, rd, "LOADED", roots, &root_status);
+  if (!st.ok()) {
+    go_wr.reset();
+    KillTree(plan, roots, root_status);
+    return st;
+  }
+  const std::string go(processes, 'G');
+  WriteAll(go_wr.get(), go);
+  go_wr.reset();
+  st = CollectReports(readers, plan, rd, "OK", roots, &root_status);
+  if (!st.ok()) {
+    KillTree(plan, roots, root_status);
+    return st;
+  }
+  return roots;
+}
+
+StatusOr<pid_t> SpawnRestoredProcess(image::ImageReader& reader, const RestoreOptions& opts) {
+  ASSIGN_OR_RETURN(TreePlan plan, PlanTree({TreeProcessOf(reader.metadata())}));
+  std::vector<image::ImageReader*> readers = {&reader};
+  ASSIGN_OR_RETURN(std::vector<pid_t> roots, RestoreTree(readers, plan, opts));
+  return roots.at(0);
 }
 
 }  // namespace stasis::restore

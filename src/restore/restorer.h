@@ -13,9 +13,11 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "image/reader.h"
+#include "restore/tree.h"
 
 namespace stasis::restore {
 
@@ -28,10 +30,27 @@ struct RestoreOptions {
 // Metadata-level checks (files, descriptors, kernel features); no side effects.
 Status PrecheckImage(const image::ImageReader& reader);
 
+// Restores a whole process tree (tree.h).  readers[i] is the image of
+// TreeProcess i of `plan`.  The caller (pid 1 of a fresh pid namespace,
+// holding CAP_CHECKPOINT_RESTORE there, single-threaded) creates the roots;
+// each pre-restorer first sets its session/group and creates its own
+// children and zombies (clone3 set_tid), then loads and verifies its pages
+// and reports "LOADED" on its status pipe.  Only when every process has
+// loaded does the caller write "go" (one byte per process on a shared
+// pipe); then each restores its descriptors (this may truncate files),
+// reports "OK" and jumps to the blob.  If any process fails or dies, every
+// process of the tree is killed (SIGKILL), the roots are reaped and the
+// error names the image.  Returns the roots' pids (ascending); the caller
+// is their parent and must reap them; the other processes are children of
+// their restored parents.
+StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>& readers,
+                                         const TreePlan& plan, const RestoreOptions& opts);
+
 // Creates the restored process (pid == image pid).  Returns its pid once the
 // pre-restorer has loaded and verified every page and handed over to the
 // blob; on failure the child has exited and the error says why (it includes
 // the image path).  The caller is the child's parent and must reap it.
+// RestoreTree() of one process; the image's zombies are recreated.
 StatusOr<pid_t> SpawnRestoredProcess(image::ImageReader& reader, const RestoreOptions& opts);
 
 }  // namespace stasis::restore

@@ -42,6 +42,25 @@ Action AddQuit(CLI::App& app, GlobalOptions& g);
 Action AddInspect(CLI::App& app, GlobalOptions& g);
 Action AddCoordinator(CLI::App& app, GlobalOptions& g);
 
+Action AddRun(CLI::App& app, GlobalOptions& g);
+
+// What `stasis restart` restarts, and how (cmd_restart.cc).
+struct RestartRequest {
+  std::optional<double> interval;
+  std::string ckptdir;   // empty: the checkpoint's directory
+  std::string compress;  // empty: from the manifest
+  uint32_t keep = 0;     // 0: from the manifest
+  std::vector<std::string> paths;  // a directory, a manifest, or image files
+};
+
+// The body of `stasis restart`: restarts the newest complete checkpoint of
+// req.paths (falling back to older ones, with a message, when one cannot
+// be restored) and waits for the job.  Returns the exit code (the program's;
+// 1 with messages "stasis <cmd>: ..." on stderr if nothing could be
+// restarted).  `on_attempt(manifest or first image)` runs before each try.
+int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
+               const std::function<void(const std::string&)>& on_attempt = {});
+
 // Adds the global options to `app` (main.cc) so they work before or after
 // the subcommand (subcommands fall through to the parent).
 // Subcommands taking a free command line (launch) cannot fall through, so

@@ -15,14 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct RestartOptions {
-  std::optional<double> interval;
-  std::string ckptdir;   // empty: the checkpoint's directory
-  std::string compress;  // empty: from the manifest
-  uint32_t keep = 0;     // 0: from the manifest
-  std::vector<std::string> paths;
-};
-
 // One way to restart: a manifest, or explicit image files.
 struct Attempt {
   std::string manifest;             // empty for image files
@@ -69,7 +61,7 @@ StatusOr<std::vector<Attempt>> PlanAttempts(const std::vector<std::string>& path
 }  // namespace
 
 Action AddRestart(CLI::App& app, GlobalOptions& g) {
-  auto opts = std::make_shared<RestartOptions>();
+  auto opts = std::make_shared<RestartRequest>();
   CLI::App* sub = app.add_subcommand(
       "restart",
       "Restart a checkpointed job and wait for it; exits with the program's exit code.\n"
@@ -77,22 +69,28 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
       "restored), a manifest file (stasis_manifest_N.json), or one or more image files (*.stasis).");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, true);
   sub->add_option("PATH", opts->paths, "Checkpoint directory, manifest, or image files")->required();
-  return [opts, &g]() -> int {
+  return [opts, &g]() -> int { return RunRestart(g, *opts, "restart"); };
+}
+
+int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
+               const std::function<void(const std::string&)>& on_attempt) {
+  RestartRequest* opts = &req;
+  {
     auto planned = PlanAttempts(opts->paths);
     if (!planned.ok()) {
-      PrintError("restart", planned.status().message());
+      PrintError(cmd, planned.status().message());
       return 1;
     }
     std::vector<Attempt>& attempts = *planned;
     auto agent = FindAgentLib();
     if (!agent.ok()) {
-      PrintError("restart", agent.status().message());
+      PrintError(cmd, agent.status().message());
       return 1;
     }
     if (!opts->compress.empty()) {
       auto spec = image::CompressionSpec::Parse(opts->compress);
       if (!spec.ok()) {
-        PrintError("restart", "--compress: " + spec.status().message());
+        PrintError(cmd, "--compress: " + spec.status().message());
         return 1;
       }
       opts->compress = spec->ToString();
@@ -112,7 +110,7 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
       if (failed.ok()) {
         auto dir = PrepareCkptDir(opts->ckptdir.empty() ? a.dir : opts->ckptdir);
         if (!dir.ok()) {
-          PrintError("restart", dir.status().message());
+          PrintError(cmd, dir.status().message());
           return 1;
         }
         spawn.ckptdir = *dir;
@@ -124,10 +122,11 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
         client.reset();
         auto c = EnsureCoordinator(g, spawn);
         if (!c.ok()) {
-          PrintError("restart", c.status().message());
+          PrintError(cmd, c.status().message());
           return 1;
         }
         client = std::move(*c);
+        if (on_attempt) on_attempt(a.manifest.empty() ? a.images[0] : a.manifest);
         if (g.verbose) std::cerr << "stasis: restarting " << (a.manifest.empty() ? a.images[0] : a.manifest) << "\n";
         auto rc = job::Restart(MakeJobSettings(g, spawn, *agent), a.manifest, a.images);
         if (rc.ok()) return *rc;
@@ -135,17 +134,17 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
       }
       errors.push_back(failed.message());
       if (!next.empty()) {
-        PrintError("restart", failed.message() + "; trying the previous checkpoint " + next);
+        PrintError(cmd, failed.message() + "; trying the previous checkpoint " + next);
       }
     }
     if (errors.size() == 1) {
-      PrintError("restart", errors[0]);
+      PrintError(cmd, errors[0]);
     } else {
-      PrintError("restart", "no checkpoint could be restarted:");
+      PrintError(cmd, "no checkpoint could be restarted:");
       for (const auto& e : errors) std::cerr << "  " << e << "\n";
     }
     return 1;
-  };
+  }
 }
 
 }  // namespace stasis::cli

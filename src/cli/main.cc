@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     actions[app.get_subcommands({})[before]] = std::move(a);
   };
   add(AddLaunch);
+  add(AddRun);
   add(AddCheckpoint);
   add(AddStatus);
   add(AddRestart);
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--") break;
-    if (args[i] != "launch") continue;
+    if (args[i] != "launch" && args[i] != "run") continue;
     for (size_t j = i + 1; j < args.size(); ++j) {
       if (args[j] != "--") continue;
       g_launch_command.assign(args.begin() + j + 1, args.end());

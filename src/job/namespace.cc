@@ -24,7 +24,26 @@ constexpr char kFailed = 'E';
 // Where this process forwards the kForwardedSignals (0 = nowhere yet).
 std::atomic<pid_t> g_forward_to{0};
 
+// InterceptSignals(): where intercepted signals go, and which (bit 1<<sig).
+std::atomic<int> g_intercept_fd{-1};
+std::atomic<uint64_t> g_intercept_mask{0};
+
+// True if `sig` was intercepted (its number written to g_intercept_fd).
+bool Intercepted(int sig) {
+  int fd = g_intercept_fd.load(std::memory_order_relaxed);
+  if (fd < 0 || sig >= 64 || !(g_intercept_mask.load(std::memory_order_relaxed) & (uint64_t{1} << sig))) {
+    return false;
+  }
+  int saved = errno;
+  unsigned char byte = static_cast<unsigned char>(sig);
+  ssize_t n = write(fd, &byte, 1);
+  (void)n;
+  errno = saved;
+  return true;
+}
+
 void ForwardHandler(int sig, siginfo_t* info, void*) {
+  if (Intercepted(sig)) return;
   // Terminal-generated signals already reached the job's process group.
   if (info != nullptr && info->si_code == SI_KERNEL) return;
   pid_t pid = g_forward_to.load(std::memory_order_relaxed);
@@ -152,6 +171,7 @@ pid_t WaitFor(pid_t pid, int* status) {
 // C1: enters the namespaces, forks C2, waits for it.  Never returns.
 [[noreturn]] void RunC1(const std::function<int(InitContext&)>& init, int report_fd,
                         pid_t launcher, const sigset_t& original_mask, uid_t uid, gid_t gid) {
+  g_intercept_fd.store(-1);  // interception is the launcher's own business
   Status st = EnterNamespaces(uid, gid);
   if (!st.ok()) {
     ReportFailure(report_fd, st.message());
@@ -201,6 +221,16 @@ void StartReporter::Failed(const Status& error) {
   if (!fd_) return;
   ReportFailure(fd_.get(), error.message());
   fd_.reset();
+}
+
+void InterceptSignals(const std::vector<int>& signals, int notify_fd) {
+  uint64_t mask = 0;
+  for (int sig : signals) {
+    if (sig > 0 && sig < 64) mask |= uint64_t{1} << sig;
+  }
+  g_intercept_fd.store(-1);
+  g_intercept_mask.store(mask);
+  g_intercept_fd.store(notify_fd);
 }
 
 int ExitCodeFromWaitStatus(int status) {

@@ -34,6 +34,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/scoped_fd.h"
 #include "common/status.h"
@@ -78,6 +79,15 @@ StatusOr<int> RunInJobNamespace(const std::function<int(InitContext&)>& init);
 // For a child of `init` about to exec: restores the caller's signal mask and
 // default dispositions for the signals the namespace helpers handle.
 void ResetSignalsForExec(const InitContext& ctx);
+
+// For `stasis run`: signals the calling process handles itself instead of
+// forwarding them to the job.  While notify_fd >= 0, a signal of `signals`
+// that reaches this process (whatever its origin) is not forwarded; its
+// number is written as one byte to `notify_fd` (make it a non-blocking
+// pipe).  Only the calling process is affected: the job's own processes
+// still receive what is sent to them directly.  notify_fd = -1 turns it off.
+// Signals outside kForwardedSignals need a handler of the caller's own.
+void InterceptSignals(const std::vector<int>& signals, int notify_fd);
 
 // Decodes a wait(2) status: exit code, or 128+signal.
 int ExitCodeFromWaitStatus(int status);

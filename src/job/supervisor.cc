@@ -1,11 +1,13 @@
 #include "job/supervisor.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -82,6 +84,8 @@ class Supervisor {
   void CoordinatorLost(const Status& why);
   void NotifyProcessesIfChanged();
   json HandleRequest(const json& req);
+  json Quiesce(uint64_t generation);
+  std::vector<pid_t> ProcessesWithoutAgent(const std::vector<pid_t>& agents) const;
   json Dump(uint64_t generation, const std::string& dir);
   void RemoveImages(uint64_t generation);
   void Send(const json& msg);
@@ -111,6 +115,7 @@ class Supervisor {
   bool quiesced_ = false;
   std::vector<pid_t> quiesced_pids_;
   std::vector<pid_t> restored_pids_;  // restart: every restored process
+  std::set<pid_t> warned_no_agent_;   // warned once: never connects (static binary?)
   std::map<uint64_t, std::vector<std::string>> images_;  // generation -> written paths
   std::map<pid_t, std::string> notified_;                // last "processes" sent
 };
@@ -407,10 +412,34 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
   return {{"ok", true}, {"processes", processes}};
 }
 
-json Supervisor::HandleRequest(const json& req) {
-  const std::string type = req.value("type", std::string());
-  const uint64_t generation = req.value("generation", uint64_t{0});
-  if (type == "quiesce") {
+// Live processes of the job (its /proc: our mount namespace's) that are
+// not in `agents` and not zombies: a child between fork and its agent's
+// hello, a process in execve, or a program without the agent.
+std::vector<pid_t> Supervisor::ProcessesWithoutAgent(const std::vector<pid_t>& agents) const {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (struct dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 1 || pid == getpid()) continue;
+    if (std::find(agents.begin(), agents.end(), pid) != agents.end()) continue;
+    if (ProcessAlive(static_cast<pid_t>(pid))) out.push_back(static_cast<pid_t>(pid));
+  }
+  closedir(d);
+  return out;
+}
+
+// Quiesces every agent.  A process tree is consistent only if no process
+// of the job is left running: one that forked or exec'd a moment ago has
+// no agent connected yet (it says hello within milliseconds), and one that
+// exec'd during the quiesce disconnects.  Such attempts are undone
+// (resume) and retried after waiting for the missing agents; a process
+// that never gets an agent (statically linked) is left out with a warning.
+json Supervisor::Quiesce(uint64_t generation) {
+  constexpr int kAttempts = 5;
+  constexpr double kAgentWait = 0.5;  // seconds per attempt, for all missing agents
+  for (int attempt = 1;; ++attempt) {
     std::vector<pid_t> pids;
     for (const auto& a : agents_->Agents()) pids.push_back(a.pid);
     if (pids.empty()) {
@@ -419,12 +448,56 @@ json Supervisor::HandleRequest(const json& req) {
                                     "Stasis agent (statically linked, or LD_PRELOAD removed)",
                                     program_)}};
     }
+    const auto t0 = std::chrono::steady_clock::now();
     Status st = agents_->QuiesceAll(pids, generation, kQuiesceTimeout);
-    if (!st.ok()) return {{"ok", false}, {"error", st.message()}};
-    quiesced_ = true;
-    quiesced_pids_ = pids;
-    return {{"ok", true}};
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::vector<pid_t> missing;
+    if (st.ok()) {
+      missing = ProcessesWithoutAgent(pids);
+      std::erase_if(missing, [&](pid_t p) { return warned_no_agent_.count(p) > 0; });
+      if (missing.empty()) {
+        quiesced_ = true;
+        quiesced_pids_ = pids;
+        return {{"ok", true}};
+      }
+    } else {
+      // A quick failure is usually an agent that went away (exec, exit)
+      // while the request was on its way: retry.  A timeout is not retried.
+      if (took > kQuiesceTimeout / 2 || attempt == kAttempts) return {{"ok", false}, {"error", st.message()}};
+      agents_->HandleInput();  // forget disconnected agents, accept new ones
+      std::vector<pid_t> now;
+      for (const auto& a : agents_->Agents()) now.push_back(a.pid);
+      missing = ProcessesWithoutAgent(now);
+    }
+    if (attempt == kAttempts) {
+      for (pid_t p : missing) {
+        warned_no_agent_.insert(p);
+        Warn(fmt::format("pid {} has no Stasis agent (statically linked?); it is not part of "
+                         "the checkpoint",
+                         p));
+      }
+      quiesced_ = true;
+      quiesced_pids_ = pids;
+      return {{"ok", true}};
+    }
+    if (st.ok()) agents_->ResumeAll();
+    Info(fmt::format("quiesce attempt {}: {} process(es) without an agent yet (first: pid {})",
+                     attempt, missing.size(), missing.empty() ? 0 : missing[0]));
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<int>(kAgentWait * 1000));
+    for (pid_t p : missing) {
+      double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) break;
+      agents_->WaitForAgent(p, left);
+    }
+    NotifyProcessesIfChanged();
   }
+}
+
+json Supervisor::HandleRequest(const json& req) {
+  const std::string type = req.value("type", std::string());
+  const uint64_t generation = req.value("generation", uint64_t{0});
+  if (type == "quiesce") return Quiesce(generation);
   if (type == "dump") return Dump(generation, req.value("dir", cfg_.settings.ckptdir));
   if (type == "resume") {
     if (quiesced_) agents_->ResumeAll();

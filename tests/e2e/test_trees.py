@@ -140,15 +140,19 @@ def test_zombie_children_survive_restart(h):
     assert r.lines() == [f"reaped {a} exited 7", f"reaped {b} signaled 15", "no more children"], h.diag()
 
 
-def test_bash_steps_log(h):
+@pytest.mark.parametrize("delay", [0.05, 0.002])
+def test_bash_steps_log(h, delay):
     """(c) bash runs `sleep` and /bin/echo >> LOG per step; checkpointed
-    mid-run and restarted, the log is complete and in order."""
+    mid-run and restarted, the log is complete and in order.  With a short
+    delay the checkpoints land while processes fork and exec: two
+    checkpoints that resume, then one that kills."""
     log = h.path("steps.log")
-    n = 40
-    launch = h.launch(["/bin/bash", WORKLOADS_SRC / "steps.sh", log, n])
-    wait_until(lambda: len(read_lines(log)) >= 5, 30, "5 steps in the log", h.diag,
-               alive=launch.running)
-    h.checkpoint(kill=True)
+    n = 40 if delay > 0.01 else 400
+    launch = h.launch(["/bin/bash", WORKLOADS_SRC / "steps.sh", log, n, delay])
+    for k, at in enumerate([5, n // 4, n // 2]):
+        wait_until(lambda: len(read_lines(log)) >= at, 30, f"{at} steps in the log", h.diag,
+                   alive=launch.running)
+        h.checkpoint(kill=(k == 2))
     assert launch.wait(30) == 0, h.diag()
     r = h.restart(h.ckpt)
     assert r.wait(120) == 0, f"restarted script must exit 0\n{h.diag()}"

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "image/codec.h"
@@ -64,6 +65,32 @@ TEST(TreeCapture, FindsUnreapedChildrenWithTheirStatus) {
   ASSERT_TRUE(z.ok());
   for (const auto& c : *z) EXPECT_TRUE(c.pid != exited && c.pid != killed);
   EXPECT_FALSE(state::CaptureZombies(getpid(), "/nonexistent-proc").ok());
+}
+
+TEST(TreeCapture, StdioAliasIsRelativeToTheJobsStdio) {
+  // Our own stdio plays the job's (the supervisor's).
+  char path[] = "/tmp/stasis-tree-capture-XXXXXX";
+  int file = mkstemp(path);
+  ASSERT_GE(file, 0);
+  unlink(path);
+  int copy_of_2 = dup(2);
+  ASSERT_GE(copy_of_2, 0);
+  image::ProcessImage img;
+  image::FileDescriptor redirected;  // was the process's stdout, not the job's
+  redirected.fd = file;
+  redirected.stdio_alias = 1;
+  image::FileDescriptor job_stderr;  // the job's stderr, captured as alias 1 (2>&1 style)
+  job_stderr.fd = copy_of_2;
+  job_stderr.stdio_alias = 2;
+  image::FileDescriptor plain;
+  plain.fd = file;
+  img.fds = {redirected, job_stderr, plain};
+  state::RelateStdioToJob(getpid(), getpid(), &img);
+  EXPECT_EQ(img.fds[0].stdio_alias, -1);
+  EXPECT_EQ(img.fds[1].stdio_alias, 2);
+  EXPECT_EQ(img.fds[2].stdio_alias, -1);
+  close(file);
+  close(copy_of_2);
 }
 
 TEST(TreeCapture, CodecKeepsZombiesAndReadsOldImages) {

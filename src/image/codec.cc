@@ -132,6 +132,10 @@ json Encode(const ProcessImage& img, bool display) {
                    {"stdio_alias", f.stdio_alias}});
   }
   j["fds"] = std::move(fds);
+  json pipes = json::array();
+  for (const auto& pc : img.pipes)
+    pipes.push_back({{"inode", pc.inode}, {"bytes", bytes(pc.bytes.data(), pc.bytes.size())}});
+  j["pipes"] = std::move(pipes);
   j["agent"] = {{"control_block", img.agent.control_block}, {"socket_fd", img.agent.socket_fd}};
   return j;
 }
@@ -401,6 +405,13 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
     d.Get(e, "rdev", &f.rdev, p);
     d.Get(e, "stdio_alias", &f.stdio_alias, p);
     img.fds.push_back(std::move(f));
+  });
+  // Absent in images written before pipe contents were recorded: none.
+  d.Array(j, "pipes", r, 1 << 16, [&](const json& e, size_t, const std::string& p) {
+    PipeContents pc;
+    d.Get(e, "inode", &pc.inode, p);
+    d.Binary(e, "bytes", p, nullptr, 0, &pc.bytes);
+    img.pipes.push_back(std::move(pc));
   });
   if (const json* a = d.Field(j, "agent", r)) {
     d.Get(*a, "control_block", &img.agent.control_block, "agent");

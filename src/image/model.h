@@ -135,6 +135,14 @@ struct ZombieChild {
   int32_t exit_status = 0;  // raw wait(2) status (WIFEXITED/WIFSIGNALED encoding)
 };
 
+// Bytes that were in a pipe (written, not yet read) at checkpoint, copied
+// without consuming them (tee(2)) through the read end this process holds.
+// Every process holding a read end of the pipe records the same bytes.
+struct PipeContents {
+  uint64_t inode = 0;          // the "pipe:[inode]" of the descriptors
+  std::vector<uint8_t> bytes;
+};
+
 struct ProcessImage {
   // Identity.
   std::string program;          // comm of the main thread, e.g. "python3"
@@ -169,6 +177,7 @@ struct ProcessImage {
   std::array<ResourceLimit, 16> rlimits{};    // index = RLIMIT_*
   Capabilities caps;
   std::vector<FileDescriptor> fds;
+  std::vector<PipeContents> pipes;  // one per pipe read by this process
 
   AgentInfo agent;
 };

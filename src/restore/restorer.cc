@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -96,7 +97,90 @@ struct TreeContext {
   const RestoreOptions* opts = nullptr;
   std::vector<int> report_wr;  // per node: write end of its status pipe (-1: closed, zombie)
   int go_rd = -1;              // read end of the shared "go" pipe
+  const std::vector<PlannedPipe>* pipes = nullptr;
+  std::vector<std::array<int, 2>> pipe_fd;  // per planned pipe: {read, write} here (-1: not open)
 };
+
+// Moves `*fd` to the lowest free number >= base (close-on-exec: no exec
+// happens before the blob, which only closes what it is told to).
+Status MoveAbove(int* fd, int base, const char* what) {
+  if (*fd < 0 || *fd >= base) return Status::Ok();
+  int moved = ::fcntl(*fd, F_DUPFD_CLOEXEC, base);
+  if (moved < 0) return Status::Errno(std::string("moving ") + what);
+  ::close(*fd);
+  *fd = moved;
+  return Status::Ok();
+}
+
+// Creates planned pipe k here, refills it with the saved bytes, applies
+// O_NONBLOCK, and drops the write end if no process of the job holds one.
+Status CreatePlannedPipe(TreeContext& ctx, size_t k, int base) {
+  const PlannedPipe& pp = (*ctx.pipes)[k];
+  const std::string what = "pipe:[" + std::to_string(pp.inode) + "]";
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno(what + ": pipe2");
+  ctx.pipe_fd[k] = {p[0], p[1]};
+  if (pp.bytes.size() > 65536 &&
+      ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(pp.bytes.size())) < static_cast<int>(pp.bytes.size()))
+    return Status::Errno(what + ": F_SETPIPE_SZ " + std::to_string(pp.bytes.size()));
+  size_t off = 0;
+  while (off < pp.bytes.size()) {  // fits: never blocks
+    ssize_t n = ::write(p[1], pp.bytes.data() + off, pp.bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Errno(what + ": refilling " + std::to_string(pp.bytes.size()) + " bytes");
+    off += static_cast<size_t>(n);
+  }
+  bool writer = false;
+  for (const PipeEnd& e : pp.ends) {
+    writer |= e.write;
+    if (e.nonblock) ::fcntl(p[e.write ? 1 : 0], F_SETFL, O_NONBLOCK);
+  }
+  if (!writer) {
+    ::close(p[1]);
+    ctx.pipe_fd[k][1] = -1;
+  }
+  for (int& fd : ctx.pipe_fd[k]) RETURN_IF_ERROR(MoveAbove(&fd, base, "a pipe"));
+  return Status::Ok();
+}
+
+// Closes the pipe ends this node does not install (its children, created
+// already, have their copies).
+void DropForeignPipeEnds(TreeContext& ctx, size_t node) {
+  for (size_t k = 0; k < ctx.pipe_fd.size(); ++k) {
+    for (int end = 0; end < 2; ++end) {
+      bool mine = false;
+      for (const PipeEnd& e : (*ctx.pipes)[k].ends) mine |= e.node == node && e.write == (end == 1);
+      if (!mine && ctx.pipe_fd[k][end] >= 0) {
+        ::close(ctx.pipe_fd[k][end]);
+        ctx.pipe_fd[k][end] = -1;
+      }
+    }
+  }
+}
+
+std::vector<int> HeldPipeFds(const TreeContext& ctx) {
+  std::vector<int> out;
+  for (const auto& fds : ctx.pipe_fd)
+    for (int fd : fds)
+      if (fd >= 0) out.push_back(fd);
+  return out;
+}
+
+// After RestoreFiles: each pipe descriptor of the image, dup'd to its number.
+Status InstallPipeEnds(TreeContext& ctx, size_t node) {
+  for (size_t k = 0; k < ctx.pipe_fd.size(); ++k) {
+    for (const PipeEnd& e : (*ctx.pipes)[k].ends) {
+      if (e.node != node) continue;
+      int src = ctx.pipe_fd[k][e.write ? 1 : 0];
+      if (src < 0 || ::dup3(src, e.fd, e.cloexec ? O_CLOEXEC : 0) < 0)
+        return Status::Errno("fd " + std::to_string(e.fd) + ": installing pipe:[" +
+                             std::to_string((*ctx.pipes)[k].inode) + "]");
+    }
+  }
+  for (int fd : HeldPipeFds(ctx)) ::close(fd);
+  for (auto& fds : ctx.pipe_fd) fds = {-1, -1};
+  return Status::Ok();
+}
 
 // clone3(2) with set_tid: a fork whose pid is `want`.  Raw syscall (glibc
 // has no wrapper), so the child must not rely on glibc's cached tid (raise,
@@ -145,13 +229,16 @@ std::string CloneError(pid_t want, int err) {
 // is loaded (the children are cheap copies of a small process).  Closes the
 // status pipes of all descendants afterwards so that each pipe is held by
 // its own process only: a process that dies is seen as EOF.
-Status CreateChildren(TreeContext& ctx, size_t node, int own_status_fd) {
+Status CreateChildren(TreeContext& ctx, size_t node, int own_status_fd, int base) {
   const TreePlan& plan = *ctx.plan;
   const TreeNode& n = plan.nodes[node];
   if (n.setsid && ::setsid() < 0) return Status::Errno("setsid");
   if (n.group == TreeNode::Group::kOwn && ::setpgid(0, 0) != 0) return Status::Errno("setpgid(0, 0)");
   if (n.group == TreeNode::Group::kJoin && ::setpgid(0, n.pgid) != 0)
     return Status::Errno("setpgid(0, " + std::to_string(n.pgid) + ")");
+  for (size_t k = 0; k < ctx.pipes->size(); ++k) {
+    if ((*ctx.pipes)[k].creator == node) RETURN_IF_ERROR(CreatePlannedPipe(ctx, k, base));
+  }
   std::vector<pid_t> zombies;
   for (size_t c : n.children) {
     const TreeNode& child = plan.nodes[c];
@@ -186,6 +273,7 @@ Status CreateChildren(TreeContext& ctx, size_t node, int own_status_fd) {
     if (k != node && ctx.report_wr[k] >= 0) ::close(ctx.report_wr[k]);
     ctx.report_wr[k] = -1;
   }
+  DropForeignPipeEnds(ctx, node);
   // The zombies' SIGCHLD was delivered (and handled) before the checkpoint.
   sigset_t chld;
   sigemptyset(&chld);
@@ -216,8 +304,10 @@ Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
   if (go_fd < 0) return Status::Errno("moving the go pipe");
   ::close(ctx.go_rd);
   ctx.go_rd = go_fd;
+  for (auto& fds : ctx.pipe_fd)
+    for (int& fd : fds) RETURN_IF_ERROR(MoveAbove(&fd, base, "an inherited pipe"));
 
-  RETURN_IF_ERROR(CreateChildren(ctx, node, status_fd));
+  RETURN_IF_ERROR(CreateChildren(ctx, node, status_fd, base));
 
   // a+b: plan the layout, reserve the region, build and fill the slots.
   ASSIGN_OR_RETURN(Slots slots, BuildSlots(img, opts.force_vdso_proxy || EnvIs1("STASIS_VDSO_PROXY")));
@@ -245,8 +335,21 @@ Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
     stdio[i] = ::fcntl(i, F_DUPFD_CLOEXEC, status_fd + 1);
     if (stdio[i] < 0 && errno != EBADF) return Status::Errno("duplicating stdio " + std::to_string(i));
   }
+  std::vector<int> keep = HeldPipeFds(ctx);
   int exe_fd_number = std::max({status_fd, stdio[0], stdio[1], stdio[2]}) + 1;
-  RETURN_IF_ERROR(state::RestoreFiles(img, stdio, {status_fd, exe_fd_number}).With("restoring descriptors"));
+  for (int fd : keep) exe_fd_number = std::max(exe_fd_number, fd + 1);
+  keep.push_back(status_fd);
+  keep.push_back(exe_fd_number);
+  if (ctx.pipes->empty()) {
+    RETURN_IF_ERROR(state::RestoreFiles(img, stdio, keep).With("restoring descriptors"));
+  } else {
+    image::ProcessImage others = img;  // the pipes' descriptors are installed below
+    std::erase_if(others.fds, [&](const image::FileDescriptor& f) {
+      return IsPlannedPipeFd(*ctx.pipes, *ctx.plan, tn.process, f.fd);
+    });
+    RETURN_IF_ERROR(state::RestoreFiles(others, stdio, keep).With("restoring descriptors"));
+  }
+  RETURN_IF_ERROR(InstallPipeEnds(ctx, node));
 
   // BlobArgs: the other modules' parts, then ours.
   for (size_t i = 0; i < img.threads.size() && i < static_cast<size_t>(kBlobMaxThreads); ++i)
@@ -420,6 +523,20 @@ StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>&
   ScopedFd go_rd(g[0]), go_wr(g[1]);
   ctx.go_rd = g[0];
 
+  std::vector<const image::ProcessImage*> images;
+  for (auto* r : readers) images.push_back(&r->metadata());
+  ASSIGN_OR_RETURN(std::vector<PlannedPipe> pipes, PlanPipes(plan, images));
+  ctx.pipes = &pipes;
+  ctx.pipe_fd.assign(pipes.size(), {-1, -1});
+  for (size_t k = 0; k < pipes.size(); ++k) {  // holders under different roots
+    if (pipes[k].creator != SIZE_MAX) continue;
+    Status st = CreatePlannedPipe(ctx, k, 3);
+    if (!st.ok()) {
+      for (int fd : HeldPipeFds(ctx)) ::close(fd);
+      return st;
+    }
+  }
+
   std::vector<pid_t> roots;
   std::vector<int> root_status;  // -2: not reaped yet
   for (size_t r : plan.roots) {
@@ -430,6 +547,7 @@ StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>&
       Status st = Status::Errno(readers[root.process]->path() + ": " + CloneError(root.pid, err), err);
       wr_owner.clear();
       go_wr.reset();
+      for (int fd : HeldPipeFds(ctx)) ::close(fd);
       KillTree(plan, roots, root_status);
       return st;
     }
@@ -452,6 +570,7 @@ StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>&
   }
   wr_owner.clear();  // only the processes hold their status pipes now
   go_rd.reset();
+  for (int fd : HeldPipeFds(ctx)) ::close(fd);
 
   Status st = CollectReports(readers, plan, rd, "LOADED", roots, &root_status);
   if (!st.ok()) {

@@ -32,17 +32,19 @@ Status PrecheckImage(const image::ImageReader& reader);
 
 // Restores a whole process tree (tree.h).  readers[i] is the image of
 // TreeProcess i of `plan`.  The caller (pid 1 of a fresh pid namespace,
-// holding CAP_CHECKPOINT_RESTORE there, single-threaded) creates the roots;
-// each pre-restorer first sets its session/group and creates its own
-// children and zombies (clone3 set_tid), then loads and verifies its pages
-// and reports "LOADED" on its status pipe.  Only when every process has
-// loaded does the caller write "go" (one byte per process on a shared
-// pipe); then each restores its descriptors (this may truncate files),
-// reports "OK" and jumps to the blob.  If any process fails or dies, every
-// process of the tree is killed (SIGKILL), the roots are reaped and the
-// error names the image.  Returns the roots' pids (ascending); the caller
-// is their parent and must reap them; the other processes are children of
-// their restored parents.
+// holding CAP_CHECKPOINT_RESTORE there, single-threaded) creates the roots
+// and the pipes shared by several roots (PlanPipes).  Each pre-restorer
+// first sets its session/group, creates the pipes it is the creator of
+// (refilled with their saved bytes), its own children and its zombies
+// (clone3 set_tid), drops the pipe ends it does not hold, then loads and
+// verifies its pages and reports "LOADED" on its status pipe.  Only when
+// every process has loaded does the caller write "go" (one byte per
+// process on a shared pipe); then each restores its descriptors (this may
+// truncate files), dup3s its pipe ends into place, reports "OK" and jumps
+// to the blob.  If any process fails or dies, every process of the tree is
+// killed (SIGKILL), the roots are reaped and the error names the image.
+// Returns the roots' pids (ascending); the caller is their parent and must
+// reap them; the other processes are children of their restored parents.
 StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>& readers,
                                          const TreePlan& plan, const RestoreOptions& opts);
 

@@ -3,6 +3,8 @@
 // process.h; sources: proc(5), prlimit(2), personality(2), prctl(2).
 #include "state/process.h"
 
+#include "state/pipes.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -205,6 +207,10 @@ Status CaptureProcess(const ProcTarget& target, const agent::ControlBlock& cb,
   img->sid = stat->session;
   // The dumper captured descriptors before us; they need the job's view.
   RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), img);
+  // Pipe contents need the descriptors too (pipes.h).
+  auto pipes = CapturePipes(target, img->fds);
+  if (!pipes.ok()) return pipes.status().With(who + ": pipe contents");
+  img->pipes = std::move(pipes).value();
   auto zombies = CaptureZombies(target.pid);
   if (!zombies.ok()) return zombies.status().With(who + ": unreaped children");
   img->zombies = std::move(zombies).value();

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from conftest import WORKLOADS_SRC, both_users, flip_byte_in_page_block, read_lines, wait_until
+from conftest import (WORKLOADS_SRC, assert_concatenation, both_users, flip_byte_in_page_block,
+                      read_lines, wait_until)
 
 TREE_N = 60
 TREE_DELAY = 0.03
@@ -157,3 +158,23 @@ def test_bash_steps_log(h, delay):
     r = h.restart(h.ckpt)
     assert r.wait(120) == 0, f"restarted script must exit 0\n{h.diag()}"
     assert read_lines(log) == [f"step {i}" for i in range(1, n + 1)] + ["done"]
+
+
+@pytest.mark.parametrize("writer", ["running", "exited"])
+def test_pipe_between_processes(h, reference, writer):
+    """A pipe from a child to its parent with bytes in flight at the
+    checkpoint: after restart the parent reads every line once, in order,
+    then end-of-file.  The writer is still writing, or has exited (its
+    zombie and the bytes it left in the pipe are restored)."""
+    n = 40
+    wdelay = 0.03 if writer == "running" else 0.0
+    ref = reference(h.wl("pipes", n, 0, 0))
+    launch = h.launch(h.wl("pipes", n, wdelay, 0.05))
+    launch.wait_line("got line 3")
+    h.checkpoint(kill=True)
+    assert launch.wait(30) == 0, h.diag()
+    r = h.restart(h.ckpt)
+    assert r.wait(120) == 0, f"restarted program must exit 0\n{h.diag()}"
+    # (A forked child may warn about the parent agent's socket it inherited.)
+    assert not re.search(r"pipe:\[\d+\].*cannot be restored", r.err_text()), r.err_text()
+    assert_concatenation([launch.lines(), r.lines()], ref)

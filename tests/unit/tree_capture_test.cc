@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "image/codec.h"
+#include "state/pipes.h"
 #include "state/process.h"
 
 namespace stasis {
@@ -93,24 +94,54 @@ TEST(TreeCapture, StdioAliasIsRelativeToTheJobsStdio) {
   close(copy_of_2);
 }
 
+TEST(TreeCapture, PipeInodeAndContents) {
+  EXPECT_EQ(state::PipeInode("pipe:[1234]"), 1234u);
+  EXPECT_EQ(state::PipeInode("socket:[1234]"), 0u);
+  EXPECT_EQ(state::PipeInode("pipe:[12x]"), 0u);
+  // Our own pipe, read through /proc/self: bytes copied, not consumed.
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  ASSERT_EQ(write(p[1], "abc\n", 4), 4);
+  auto target = state::ProcTarget::Open(getpid());
+  ASSERT_TRUE(target.ok()) << target.status().message();
+  image::FileDescriptor f;
+  f.fd = p[0];
+  f.kind = image::FileDescriptor::Kind::kPipe;
+  f.path = "pipe:[" + std::to_string(state::PipeInode(*state::ReadLink("/proc/self/fd/" + std::to_string(p[0])))) + "]";
+  auto pipes = state::CapturePipes(*target, {f});
+  ASSERT_TRUE(pipes.ok()) << pipes.status().message();
+  ASSERT_EQ(pipes->size(), 1u);
+  EXPECT_EQ(std::string((*pipes)[0].bytes.begin(), (*pipes)[0].bytes.end()), "abc\n");
+  char buf[8];
+  EXPECT_EQ(read(p[0], buf, sizeof buf), 4);  // still there
+  close(p[0]);
+  close(p[1]);
+}
+
 TEST(TreeCapture, CodecKeepsZombiesAndReadsOldImages) {
   image::ProcessImage img;
   img.pid = 2;
   img.pgid = 2;
   img.sid = 0;
   img.zombies = {{4, 7 << 8}, {5, SIGTERM}};
+  img.pipes = {{99, {1, 2, 3}}};
   auto back = image::MetadataFromJson(image::MetadataToJson(img));
   ASSERT_TRUE(back.ok()) << back.status().message();
   ASSERT_EQ(back->zombies.size(), 2u);
   EXPECT_EQ(back->zombies[0].pid, 4);
   EXPECT_EQ(back->zombies[0].exit_status, 7 << 8);
   EXPECT_EQ(back->zombies[1].exit_status, SIGTERM);
+  ASSERT_EQ(back->pipes.size(), 1u);
+  EXPECT_EQ(back->pipes[0].inode, 99u);
+  EXPECT_EQ(back->pipes[0].bytes, (std::vector<uint8_t>{1, 2, 3}));
 
   nlohmann::json old = image::MetadataToJson(img);
-  old.erase("zombies");  // written before zombies were recorded
+  old.erase("zombies");  // written before zombies and pipes were recorded
+  old.erase("pipes");
   back = image::MetadataFromJson(old);
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back->zombies.empty());
+  EXPECT_TRUE(back->pipes.empty());
 
   old["zombies"] = "nope";
   EXPECT_FALSE(image::MetadataFromJson(old).ok());

@@ -146,3 +146,77 @@ TEST(TreePlan, RootsInheritTheSupervisorsSessionAndGroup) {
 
 }  // namespace
 }  // namespace stasis::restore
+
+namespace stasis::restore {
+namespace {
+
+image::FileDescriptor PipeFd(int32_t fd, uint64_t ino, bool write, int32_t alias = -1) {
+  image::FileDescriptor f;
+  f.fd = fd;
+  f.kind = image::FileDescriptor::Kind::kPipe;
+  f.path = "pipe:[" + std::to_string(ino) + "]";
+  f.flags = write ? 01 : 0;  // O_WRONLY : O_RDONLY
+  f.stdio_alias = alias;
+  return f;
+}
+
+image::ProcessImage Img(int32_t pid, int32_t ppid) {
+  image::ProcessImage img;
+  img.pid = pid;
+  img.ppid = ppid;
+  image::Thread t;
+  t.tid = pid;
+  img.threads = {t};
+  return img;
+}
+
+TEST(TreePipes, CreatorIsTheDeepestCommonAncestor) {
+  // 2 -> {3 -> {5, 6}, 4}; pipe 100 between 5 and 6 (created by 3), pipe
+  // 200 between 3 and 4 (created by 2), pipe 300 only written (not planned).
+  std::vector<image::ProcessImage> imgs = {Img(2, 1), Img(3, 2), Img(4, 2), Img(5, 3), Img(6, 3)};
+  imgs[3].fds = {PipeFd(1, 100, true)};
+  imgs[4].fds = {PipeFd(0, 100, false)};
+  imgs[4].pipes = {{100, {'h', 'i'}}};
+  imgs[1].fds = {PipeFd(7, 200, false)};
+  imgs[2].fds = {PipeFd(8, 200, true), PipeFd(9, 300, true)};
+  std::vector<TreeProcess> procs;
+  std::vector<const image::ProcessImage*> ptrs;
+  for (const auto& i : imgs) {
+    procs.push_back(TreeProcessOf(i));
+    ptrs.push_back(&i);
+  }
+  auto plan = PlanTree(procs);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  auto pipes = PlanPipes(*plan, ptrs);
+  ASSERT_TRUE(pipes.ok()) << pipes.status().message();
+  ASSERT_EQ(pipes->size(), 2u);
+  const PlannedPipe& a = (*pipes)[0];
+  EXPECT_EQ(a.inode, 100u);
+  EXPECT_EQ(plan->nodes[a.creator].pid, 3);
+  EXPECT_EQ(a.bytes, (std::vector<uint8_t>{'h', 'i'}));
+  ASSERT_EQ(a.ends.size(), 2u);
+  const PlannedPipe& b = (*pipes)[1];
+  EXPECT_EQ(plan->nodes[b.creator].pid, 2);
+  EXPECT_TRUE(IsPlannedPipeFd(*pipes, *plan, 4, 0));
+  EXPECT_FALSE(IsPlannedPipeFd(*pipes, *plan, 2, 9));
+}
+
+TEST(TreePipes, StdioReadersAndSeparateRoots) {
+  std::vector<image::ProcessImage> imgs = {Img(2, 1), Img(3, 1)};
+  imgs[0].fds = {PipeFd(0, 100, false, 0), PipeFd(4, 200, true)};  // stdin from outside
+  imgs[1].fds = {PipeFd(5, 200, false)};
+  std::vector<TreeProcess> procs = {TreeProcessOf(imgs[0]), TreeProcessOf(imgs[1])};
+  auto plan = PlanTree(procs);
+  ASSERT_TRUE(plan.ok());
+  auto pipes = PlanPipes(*plan, {&imgs[0], &imgs[1]});
+  ASSERT_TRUE(pipes.ok());
+  ASSERT_EQ(pipes->size(), 1u);
+  EXPECT_EQ((*pipes)[0].inode, 200u);
+  EXPECT_EQ((*pipes)[0].creator, SIZE_MAX);  // the supervisor
+
+  imgs[1].pipes = {{200, std::vector<uint8_t>((1 << 20) + 1, 'x')}};
+  EXPECT_FALSE(PlanPipes(*plan, {&imgs[0], &imgs[1]}).ok());
+}
+
+}  // namespace
+}  // namespace stasis::restore

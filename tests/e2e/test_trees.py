@@ -26,7 +26,7 @@ def _streams(lines):
     return out
 
 
-def _check_tree(pre, posts):
+def _check_tree(pre, posts, mode="session"):
     """pre: launch output; posts: outputs of restarts of the same checkpoint.
     Each child's lines, launch + restart, are exactly i=1..N with one
     identity; identities relate as fork and setsid make them; the parent
@@ -42,8 +42,12 @@ def _check_tree(pre, posts):
         ids[k] = tuple(int(x) for x in LINE.match(s_pre[k][0]).groups()[2:])
     c1, c2 = ids["child1"], ids["child2"]
     assert c1[1] == ppid_ and c2[1] == ppid_, (ids, ppid_)
-    assert (c1[2], c1[3]) == (ppgid, psid), "child1 inherits the parent's group and session"
-    assert c2[2] == c2[0] and c2[3] == c2[0], "child2 leads its own session and group"
+    if mode == "session":
+        assert (c1[2], c1[3]) == (ppgid, psid), "child1 inherits the parent's group and session"
+        assert c2[2] == c2[0] and c2[3] == c2[0], "child2 leads its own session and group"
+    else:
+        assert (c1[2], c1[3]) == (c1[0], psid), "child1 leads a group in the parent's session"
+        assert (c2[2], c2[3]) == (c1[0], psid), "child2 joins child1's group"
     for post in posts:
         s_post = _streams(post)
         for k in ("child1", "child2"):
@@ -57,8 +61,8 @@ def _check_tree(pre, posts):
                                     "parent: no more children"], s_post["parent"]
 
 
-def _launch_tree_and_checkpoint(h):
-    launch = h.launch(h.wl("tree", TREE_N, TREE_DELAY))
+def _launch_tree_and_checkpoint(h, mode="session"):
+    launch = h.launch(h.wl("tree", TREE_N, TREE_DELAY, mode))
 
     def both_running():
         s = _streams(launch.lines())
@@ -79,6 +83,15 @@ def test_tree_fork_waitpid(h):
     r = h.restart(h.ckpt)
     assert r.wait(120) == 0, f"restarted tree must exit 0\n{h.diag()}"
     _check_tree(pre, [r.lines()])
+
+
+def test_tree_process_group_joined_by_sibling(h):
+    """child2 is in child1's process group (setpgid to a sibling's group):
+    restored by creating child1 first and joining child2 to its group."""
+    pre, _ = _launch_tree_and_checkpoint(h, "group")
+    r = h.restart(h.ckpt)
+    assert r.wait(120) == 0, f"restarted tree must exit 0\n{h.diag()}"
+    _check_tree(pre, [r.lines()], "group")
 
 
 def test_tree_restart_twice(h):
@@ -178,3 +191,19 @@ def test_pipe_between_processes(h, reference, writer):
     # (A forked child may warn about the parent agent's socket it inherited.)
     assert not re.search(r"pipe:\[\d+\].*cannot be restored", r.err_text()), r.err_text()
     assert_concatenation([launch.lines(), r.lines()], ref)
+
+
+def test_bash_pipeline(h):
+    """bash runs `count | while read`: the pipe between two children of the
+    shell (created by the shell, which no longer holds it) is restored with
+    the lines waiting in it."""
+    log = h.path("pipeline.log")
+    n = 60
+    launch = h.launch(["/bin/bash", WORKLOADS_SRC / "pipeline.sh", log, n, h.wl("count")[0]])
+    wait_until(lambda: len(read_lines(log)) >= 5, 30, "5 lines in the log", h.diag,
+               alive=launch.running)
+    h.checkpoint(kill=True)
+    assert launch.wait(30) == 0, h.diag()
+    r = h.restart(h.ckpt)
+    assert r.wait(120) == 0, f"restarted pipeline must exit 0\n{h.diag()}"
+    assert read_lines(log) == [f"got {i}" for i in range(1, n + 1)] + ["done"]

@@ -1,8 +1,10 @@
 // tree: a parent and two children that print their identity, for the
 // process-tree e2e tests (tests/e2e/test_trees.py).
-//   tree [N=40] [DELAY_SECONDS=0.03]
-// child1 stays in the parent's session and group; child2 leads a new
-// session (setsid).  Each child prints N lines
+//   tree [N=40] [DELAY_SECONDS=0.03] [MODE=session]
+// MODE session: child1 stays in the parent's session and group; child2
+// leads a new session (setsid).  MODE group: child1 leads a new process
+// group and child2 joins it (setpgid in parent and child, as a shell does
+// for a pipeline).  Each child prints N lines
 //   "child<k> i=<i> pid=<pid> ppid=<ppid> pgid=<pgid> sid=<sid>"
 // (one write(2) per line, DELAY between lines) and exits with 10+k; the
 // parent prints its identity, waits for both with waitpid and prints
@@ -37,6 +39,7 @@ static void line(const char* fmt, ...) {
 int main(int argc, char** argv) {
   int n = argc > 1 ? atoi(argv[1]) : 40;
   double delay = argc > 2 ? atof(argv[2]) : 0.03;
+  int groups = argc > 3 && strcmp(argv[3], "group") == 0;
   line("parent pid=%d ppid=%d pgid=%d sid=%d", getpid(), getppid(), getpgid(0), getsid(0));
   pid_t kids[2];
   for (int k = 1; k <= 2; k++) {
@@ -46,7 +49,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (pid == 0) {
-      if (k == 2) setsid();
+      if (!groups && k == 2) setsid();
+      if (groups) setpgid(0, k == 1 ? 0 : kids[0]);
       for (int i = 1; i <= n; i++) {
         line("child%d i=%d pid=%d ppid=%d pgid=%d sid=%d", k, i, getpid(), getppid(), getpgid(0),
              getsid(0));
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
       _exit(10 + k);
     }
     kids[k - 1] = pid;
+    if (groups) setpgid(pid, k == 1 ? pid : kids[0]);
   }
   for (int k = 1; k <= 2; k++) {
     int st = 0;

@@ -207,3 +207,24 @@ def test_bash_pipeline(h):
     r = h.restart(h.ckpt)
     assert r.wait(120) == 0, f"restarted pipeline must exit 0\n{h.diag()}"
     assert read_lines(log) == [f"got {i}" for i in range(1, n + 1)] + ["done"]
+
+
+def test_tree_chain_checkpoint_after_restart(h):
+    """A restarted tree is checkpointed and restarted again: the second
+    checkpoint has every process (all agents reconnected) and the output
+    still continues exactly."""
+    pre, _ = _launch_tree_and_checkpoint(h)
+    r1 = h.restart(h.ckpt, name="restart1")
+
+    def progressed():
+        s = _streams(r1.lines())
+        return len(s["child1"]) >= 3 and len(s["child2"]) >= 3
+
+    wait_until(progressed, 30, "restarted children to print 3 lines", h.diag, alive=r1.running)
+    gen, manifest = h.checkpoint(kill=True)
+    assert gen == 2
+    assert len(h.manifest_images(manifest)) == 3, h.manifest_images(manifest)
+    assert r1.wait(30) == 0, h.diag()
+    r2 = h.restart(manifest, name="restart2")
+    assert r2.wait(120) == 0, f"second restart must exit 0\n{h.diag()}"
+    _check_tree(pre + r1.lines(), [r2.lines()])

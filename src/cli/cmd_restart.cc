@@ -118,14 +118,17 @@ int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
         spawn.interval_given = opts->interval.has_value();
         spawn.keep = opts->keep ? opts->keep : a.m ? a.m->keep : 2;
         spawn.compression = !opts->compress.empty() ? opts->compress : a.m ? a.m->compression : "zstd:1";
-        // Reconnect each time: the coordinator of a failed attempt may have exited.
-        client.reset();
-        auto c = EnsureCoordinator(g, spawn);
-        if (!c.ok()) {
-          PrintError(cmd, c.status().message());
-          return 1;
+        // One coordinator connection for all attempts: while it is open the
+        // coordinator of a failed attempt stays up (--exit-on-last waits for
+        // connected clients), so the next attempt never races its exit.
+        if (!client) {
+          auto c = EnsureCoordinator(g, spawn);
+          if (!c.ok()) {
+            PrintError(cmd, c.status().message());
+            return 1;
+          }
+          client = std::move(*c);
         }
-        client = std::move(*c);
         if (on_attempt) on_attempt(a.manifest.empty() ? a.images[0] : a.manifest);
         if (g.verbose) std::cerr << "stasis: restarting " << (a.manifest.empty() ? a.images[0] : a.manifest) << "\n";
         auto rc = job::Restart(MakeJobSettings(g, spawn, *agent), a.manifest, a.images);

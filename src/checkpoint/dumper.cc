@@ -7,7 +7,9 @@
 //   3. Capture memory areas (/proc/<pid>/maps) minus excluded ranges (a
 //      previous restorer region the agent has not unmapped yet), then the
 //      vDSO (needs the areas), threads, signals, file descriptors (minus the
-//      agent's socket) and process attributes (needs the areas for brk).
+//      agent's socket; stdio judged against the job's), the bytes in flight
+//      in its pipes (needs the descriptors), process attributes (needs the
+//      areas for brk) and unreaped children.
 //      All of this is read-only: a failure leaves the process untouched.
 //   4. Only then create <path>.tmp, write the metadata, stream the pages
 //      (state::DumpPages reads /proc/<pid>/mem) and Commit (fsync, rename).
@@ -25,6 +27,7 @@
 #include "state/files.h"
 #include "state/memory.h"
 #include "state/proc_target.h"
+#include "state/pipes.h"
 #include "state/process.h"
 #include "state/signals.h"
 #include "state/threads.h"
@@ -99,8 +102,18 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   auto fds = state::CaptureFiles(target, cb.socket_fd);
   if (!fds.ok()) return fds.status().With("file descriptors");
   img.fds = std::move(fds).value();
+  // This supervisor's stdio is the job's (the launching command's).
+  state::RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), &img);
+
+  auto pipes = state::CapturePipes(target, img.fds);  // needs the descriptors
+  if (!pipes.ok()) return pipes.status().With("pipe contents");
+  img.pipes = std::move(pipes).value();
 
   RETURN_IF_ERROR(state::CaptureProcess(target, cb, &img).With("process attributes"));
+
+  auto zombies = state::CaptureZombies(target.pid);
+  if (!zombies.ok()) return zombies.status().With("unreaped children");
+  img.zombies = std::move(zombies).value();
 
   img.generation = req.generation;
   img.job_id = req.job_id;

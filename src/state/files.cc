@@ -333,6 +333,22 @@ Status CheckFiles(const image::ProcessImage& img) {
   return Status::Error(errors);
 }
 
+void RelateStdioToJob(int32_t target_pid, int32_t job_stdio_pid, image::ProcessImage* img) {
+  auto same = [&](int fd, int k) -> int {  // 1 same, 0 different, -1 unknown
+    long r = ::syscall(SYS_kcmp, target_pid, job_stdio_pid, KCMP_FILE, fd, k);
+    return r == 0 ? 1 : r > 0 ? 0 : -1;
+  };
+  for (image::FileDescriptor& f : img->fds) {
+    if (f.stdio_alias < 0) continue;
+    const int r = same(f.fd, f.stdio_alias);
+    if (r != 0) continue;  // the job's stdio, or cannot tell
+    f.stdio_alias = -1;
+    for (int k = 0; k <= 2 && f.stdio_alias < 0; ++k) {
+      if (same(f.fd, k) == 1) f.stdio_alias = k;  // e.g. 1 >&2 of the job
+    }
+  }
+}
+
 int HighestFd(const image::ProcessImage& img) {
   int highest = -1;
   for (const image::FileDescriptor& f : img.fds) highest = std::max(highest, f.fd);

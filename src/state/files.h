@@ -54,6 +54,16 @@ Status CheckFiles(const image::ProcessImage& img);
 Status RestoreFiles(const image::ProcessImage& img, const int stdio[3],
                     const std::vector<int>& keep);
 
+// Makes img->fds[*].stdio_alias relative to the job's stdio instead of the
+// process's own: a descriptor stays connected to the restarting command's
+// stdio k only if it shares its open file description (kcmp(2) KCMP_FILE)
+// with descriptor k of `job_stdio_pid` (the supervisor, whose stdio is the
+// launching command's).  A child whose stdout was redirected to a file
+// (`cmd >> log` in a script) thus gets its file back at restart instead of
+// the restarting command's stdout.  Without kcmp, or if the supervisor's
+// descriptor k is closed, the alias is left as captured.
+void RelateStdioToJob(int32_t target_pid, int32_t job_stdio_pid, image::ProcessImage* img);
+
 // Highest fd number used by the image (-1 if none).
 int HighestFd(const image::ProcessImage& img);
 

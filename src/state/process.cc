@@ -3,11 +3,9 @@
 // process.h; sources: proc(5), prlimit(2), personality(2), prctl(2).
 #include "state/process.h"
 
-#include "state/pipes.h"
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/kcmp.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -112,21 +110,6 @@ StatusOr<StatFields> ParseStatFields(const std::string& text) {
   return f;
 }
 
-void RelateStdioToJob(int32_t target_pid, int32_t job_stdio_pid, image::ProcessImage* img) {
-  auto same = [&](int fd, int k) -> int {  // 1 same, 0 different, -1 unknown
-    long r = ::syscall(SYS_kcmp, target_pid, job_stdio_pid, KCMP_FILE, fd, k);
-    return r == 0 ? 1 : r > 0 ? 0 : -1;
-  };
-  for (image::FileDescriptor& f : img->fds) {
-    if (f.stdio_alias < 0) continue;
-    const int r = same(f.fd, f.stdio_alias);
-    if (r != 0) continue;  // the job's stdio, or cannot tell
-    f.stdio_alias = -1;
-    for (int k = 0; k <= 2 && f.stdio_alias < 0; ++k) {
-      if (same(f.fd, k) == 1) f.stdio_alias = k;  // e.g. 1 >&2 of the job
-    }
-  }
-}
 
 StatusOr<std::vector<image::ZombieChild>> CaptureZombies(int32_t pid, const std::string& proc_root) {
   DIR* dir = ::opendir(proc_root.c_str());
@@ -205,15 +188,6 @@ Status CaptureProcess(const ProcTarget& target, const agent::ControlBlock& cb,
   img->ppid = stat->ppid;
   img->pgid = stat->pgrp;
   img->sid = stat->session;
-  // The dumper captured descriptors before us; they need the job's view.
-  RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), img);
-  // Pipe contents need the descriptors too (pipes.h).
-  auto pipes = CapturePipes(target, img->fds);
-  if (!pipes.ok()) return pipes.status().With(who + ": pipe contents");
-  img->pipes = std::move(pipes).value();
-  auto zombies = CaptureZombies(target.pid);
-  if (!zombies.ok()) return zombies.status().With(who + ": unreaped children");
-  img->zombies = std::move(zombies).value();
   img->mm = stat->mm;
   if (img->mm.start_code <= 1 && img->mm.end_code <= 1) {
     // proc(5): shown as 1/0 without PTRACE_MODE_READ access.

@@ -9,6 +9,7 @@
 
 #include "image/codec.h"
 #include "state/pipes.h"
+#include "state/files.h"
 #include "state/process.h"
 
 namespace stasis {

@@ -3,7 +3,7 @@
 // Single-threaded poll loop over a signalfd (SIGCHLD and the forwarded
 // signals), the agent socket (AgentServer) and the coordinator connection.
 // It starts the program (launch: fork + exec with the agent preloaded;
-// restart: restore::SpawnRestoredProcess), reaps every process of the job
+// restart: restore::RestoreTree), reaps every process of the job
 // (pid 1 adopts orphans), forwards the launcher's signals to the main
 // process, and serves the coordinator's quiesce / dump / resume / kill /
 // abort requests.  The job ends when no child is left; its exit code is the

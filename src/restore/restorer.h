@@ -1,9 +1,9 @@
-// Restarting one process from its image.
+// Restarting the processes of a checkpoint from their images.
 //
 // The supervisor of the new job (pid 1 of a fresh user+pid namespace) calls
 // PrecheckImage() for every image before creating any process, then
-// SpawnRestoredProcess(), which creates a child with clone3(2) set_tid =
-// the image's pid.  The child runs the pre-restorer (C++, with libc: loads
+// RestoreTree(), which creates the tree top-down with clone3(2) set_tid =
+// each image's pid.  Each child runs the pre-restorer (C++, with libc: loads
 // and verifies all pages, reopens files) and then jumps to the restorer blob
 // (libc-free, see blob/blob_args.h), which replaces the whole address space
 // and returns into the program's threads.  No user code runs until every
@@ -48,11 +48,9 @@ Status PrecheckImage(const image::ImageReader& reader);
 StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>& readers,
                                          const TreePlan& plan, const RestoreOptions& opts);
 
-// Creates the restored process (pid == image pid).  Returns its pid once the
-// pre-restorer has loaded and verified every page and handed over to the
-// blob; on failure the child has exited and the error says why (it includes
-// the image path).  The caller is the child's parent and must reap it.
-// RestoreTree() of one process; the image's zombies are recreated.
+// RestoreTree() of a single process (pid == image pid), with its zombies.
+// Returns its pid once it has handed over to the blob; on failure the child
+// has exited and the error names the image.  The caller must reap it.
 StatusOr<pid_t> SpawnRestoredProcess(image::ImageReader& reader, const RestoreOptions& opts);
 
 }  // namespace stasis::restore

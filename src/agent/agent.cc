@@ -97,6 +97,7 @@ void SendHello(bool restarted) {
 // (its number may now belong to the program), so it is left alone.
 bool ReconnectAfterRestart() {
   ResetQuiesceState();
+  ForgetDeferredTimers();
   CopyStr(g.socket_path, sizeof(g.socket_path), g_cb.restart.supervisor_socket);
   // TODO(restorer region): g_cb.restart.restorer_start/len stays mapped.  The
   // other restored threads execute their last rt_sigreturn inside it and the
@@ -191,6 +192,7 @@ void AtForkChild() {
   g.sock = -1;
   g.agent_tid = 0;
   ResetQuiesceState();
+  ForgetDeferredTimers();  // timers are not inherited
   g_cb.generation = 0;
   g_cb.socket_fd = -1;
   g_cb.restart.restarted = 0;
@@ -246,6 +248,7 @@ __attribute__((constructor)) void AgentInit() {
   sigemptyset(&unblock);
   sigaddset(&unblock, sig);
   RealPthreadSigmask(SIG_UNBLOCK, &unblock, nullptr);
+  InitDeferredSignals();
   pthread_atfork(nullptr, nullptr, AtForkChild);
   StartAgentThread();
 }

@@ -71,6 +71,16 @@ void LogVerbose(const char* what, long value);
 int RealSigaction(int sig, const struct sigaction* act, struct sigaction* old);
 int RealPthreadSigmask(int how, const sigset_t* set, sigset_t* old);
 
+// ---- deferred_signals.cc ----------------------------------------------
+// Reads STASIS_DEFER_SIGNALS and installs the deferring handler (constructor).
+void InitDeferredSignals();
+// For the interposed sigaction/signal: true if `sig` is deferred and the
+// call was handled (old gets the program's view, SIG_DFL until it sets a
+// handler, which is then installed for real and ends the deferral).
+bool DeferredSigaction(int sig, const struct sigaction* act, struct sigaction* old);
+// After a restart or fork: the fallback timers are gone (ids may be reused).
+void ForgetDeferredTimers();
+
 // ---- proc_tasks.cc -----------------------------------------------------
 // Iterates the numeric entries of a directory fd (/proc/self/task) with raw
 // getdents64 into a static buffer.  Single user at a time (agent thread).

@@ -23,6 +23,10 @@ namespace stasis::agent {
 constexpr uint32_t kProtocolVersion = 1;
 constexpr const char* kSupervisorSocketEnv = "STASIS_SUPERVISOR_SOCKET";
 constexpr const char* kCheckpointSignalEnv = "STASIS_SIGCKPT";
+// Comma-separated signals ("TERM") the agent defers in programs that keep
+// their default action, until a checkpoint ends the process (set by `stasis
+// run`; deferred_signals.cc).
+constexpr const char* kDeferSignalsEnv = "STASIS_DEFER_SIGNALS";
 // Default checkpoint signal: SIGRTMAX-2, rarely used by programs (DMTCP uses
 // SIGUSR2 by default; a real-time signal collides less with user code).
 constexpr int kDefaultCheckpointSignal = 62;

@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
 
 #include "agent/agent_internal.h"
 
@@ -76,6 +77,7 @@ STASIS_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigacti
     if (old != nullptr) *old = prev;
     return 0;
   }
+  if (stasis::agent::DeferredSigaction(sig, act, old)) return 0;
   return stasis::agent::RealSigaction(sig, act, old);
 }
 
@@ -86,6 +88,15 @@ STASIS_EXPORT sighandler_t signal(int sig, sighandler_t handler) noexcept {
     g.user_action.sa_flags = SA_RESTART;
     sigemptyset(&g.user_action.sa_mask);
     return prev;
+  }
+  {
+    struct sigaction act, old;
+    memset(&act, 0, sizeof(act));
+    act.sa_handler = handler;
+    act.sa_flags = SA_RESTART;
+    if (stasis::agent::DeferredSigaction(sig, &act, &old)) {
+      return (old.sa_flags & SA_SIGINFO) ? nullptr : old.sa_handler;
+    }
   }
   auto f = stasis::agent::Resolve(&stasis::agent::g_real_signal, "signal");
   if (f == nullptr) {

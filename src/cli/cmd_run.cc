@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -196,7 +197,9 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
   sub->add_flag("--requeue", opts->requeue,
                 "After a checkpoint triggered by a signal or timer, run 'scontrol requeue $SLURM_JOB_ID'");
   sub->add_option("--checkpoint-signal", opts->signals,
-                  "Comma-separated signals that trigger checkpoint-and-stop (default: USR1,TERM; 'none' for none)");
+                  "Comma-separated signals that trigger checkpoint-and-stop (default: USR1,TERM; 'none' for none).\n"
+                  "With TERM, a program without a SIGTERM handler survives SIGTERM until the checkpoint "
+                  "(STASIS_DEFER_SIGNALS=TERM for the agent)");
   sub->add_option("--checkpoint-before-end", opts->before_end,
                   "Checkpoint and stop this many seconds before the Slurm job's end time (read with squeue)")
       ->check(CLI::NonNegativeNumber);
@@ -310,6 +313,11 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
     sigfillset(&sa.sa_mask);
     for (int sig : signals) sigaction(sig, &sa, nullptr);
     job::InterceptSignals(signals, sp[1]);
+    // SIGTERM reaches every process of the step at once (walltime,
+    // preemption): the agent keeps the program alive until the checkpoint.
+    if (std::find(signals.begin(), signals.end(), SIGTERM) != signals.end()) {
+      setenv("STASIS_DEFER_SIGNALS", "TERM", /*overwrite=*/0);
+    }
     auto watcher = std::make_unique<Watcher>(g, opts->requeue, deadline, why);
     std::thread thread([&] { watcher->Run(sp[0], stop[0]); });
 

@@ -216,14 +216,18 @@ def test_periodic_and_checkpoint_before_end_without_signal(work):
     assert int(re.findall(r"checkpoint (\d+) complete", err)[-1]) > int(f["Restarts"])
 
 
-@pytest.mark.timeout(150)
-def test_append_log_reads_as_one_run(work):
+@pytest.mark.timeout(300)
+def test_walltime_sigterm_without_signal_and_append_log(work):
+    """No --signal: the SIGTERM at the time limit reaches every process; the
+    program survives it (agent) until stasis run's checkpoint; requeue; the
+    appended log reads as one run."""
     d = work[0]
-    n = 40
+    n = 110  # Slurm enforces the limit within 30 s: at least one SIGTERM
     job = submit(work, "append_log.sbatch", COUNT=n)
-    state, f = wait_job(job, 140)
+    state, f = wait_job(job, 290)
     log = read(d / "append.log")
     assert state == "COMPLETED", log
     assert int(f["Restarts"]) >= 1
+    assert "received SIGTERM" in log and "requeueing Slurm job " + job in log
     numbers = [line for line in log.splitlines() if not line.startswith(("stasis", "slurmstepd"))]
     assert numbers == [str(i) for i in range(n)] + ["done"], log

@@ -99,11 +99,9 @@ bool ReconnectAfterRestart() {
   ResetQuiesceState();
   ForgetDeferredTimers();
   CopyStr(g.socket_path, sizeof(g.socket_path), g_cb.restart.supervisor_socket);
-  // TODO(restorer region): g_cb.restart.restorer_start/len stays mapped.  The
-  // other restored threads execute their last rt_sigreturn inside it and the
-  // agent cannot tell when they have left it, so unmapping here could race.
-  if (g_cb.restart.restorer_len != 0)
-    LogVerbose("restart: restorer region left mapped, bytes", static_cast<long>(g_cb.restart.restorer_len));
+  // The restorer region is unmapped by the last thread to pass
+  // stasis_restart_trampoline (restart_trampoline.cc), not here: this thread
+  // cannot know when the others have left it.
   __atomic_store_n(&g_cb.restart.restarted, 0u, __ATOMIC_SEQ_CST);
   g.sock = Connect(g.socket_path);
   g_cb.socket_fd = g.sock;

@@ -83,6 +83,8 @@ StatusOr<std::string> FindAgentLib();
 StatusOr<std::string> PrepareCkptDir(const std::string& dir);
 // "1.5 MiB", "312 bytes"
 std::string HumanBytes(uint64_t bytes);
+// Seconds since the epoch as local time, "2026-11-21 14:05:09 UTC".
+std::string LocalTime(double epoch);
 
 // Connects to the coordinator as a client.  No coordinator -> an error
 // naming host:port with a hint to use 'stasis launch'.

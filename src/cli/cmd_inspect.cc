@@ -15,15 +15,6 @@ namespace {
 namespace fs = std::filesystem;
 using coordinator::Json;
 
-std::string LocalTime(double epoch) {
-  time_t t = static_cast<time_t>(epoch);
-  struct tm tm;
-  localtime_r(&t, &tm);
-  char buf[64];
-  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
-  return buf;
-}
-
 // Inspects one image; in JSON mode returns the parsed object (or the text
 // as a string if it is not JSON) in *json_out.
 Status InspectOne(const std::string& path, bool json, Json* json_out) {

@@ -13,15 +13,6 @@ using coordinator::Json;
 
 namespace {
 
-std::string LocalTime(double epoch) {
-  time_t t = static_cast<time_t>(epoch);
-  struct tm tm;
-  localtime_r(&t, &tm);
-  char buf[64];
-  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
-  return buf;
-}
-
 std::string Num(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", v);

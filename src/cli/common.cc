@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -102,6 +103,15 @@ StatusOr<std::string> PrepareCkptDir(const std::string& dir) {
     return Status::Error("--ckptdir " + dir + ": not writable (" + std::strerror(errno) + ")");
   }
   return s;
+}
+
+std::string LocalTime(double epoch) {
+  time_t t = static_cast<time_t>(epoch);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  char buf[64];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
+  return buf;
 }
 
 std::string HumanBytes(uint64_t bytes) {

@@ -7,8 +7,8 @@
 //   3. Capture memory areas (/proc/<pid>/maps) minus excluded ranges (a
 //      previous restorer region the agent has not unmapped yet), then the
 //      vDSO (needs the areas), threads, signals, file descriptors (minus the
-//      agent's socket; stdio judged against the job's), the bytes in flight
-//      in its pipes (needs the descriptors), process attributes (needs the
+//      agent's socket; stdio judged against the job's), its sockets and the
+//      bytes in flight in its pipes (need the descriptors), process attributes (needs the
 //      areas for brk) and unreaped children.
 //      All of this is read-only: a failure leaves the process untouched.
 //   4. Only then create <path>.tmp, write the metadata, stream the pages
@@ -30,6 +30,7 @@
 #include "state/pipes.h"
 #include "state/process.h"
 #include "state/signals.h"
+#include "state/sockets.h"
 #include "state/threads.h"
 #include "state/vdso.h"
 
@@ -105,6 +106,8 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   // This supervisor's stdio is the job's (the launching command's).
   state::RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), &img);
 
+  RETURN_IF_ERROR(state::CaptureSockets(target, &img.fds).With("sockets"));
+
   auto pipes = state::CapturePipes(target, img.fds);  // needs the descriptors
   if (!pipes.ok()) return pipes.status().With("pipe contents");
   img.pipes = std::move(pipes).value();
@@ -126,6 +129,8 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   for (const image::MemoryArea& a : img.areas) result.memory_bytes += a.size();
   result.program = img.program;
   result.ppid = img.ppid;
+  for (const image::FileDescriptor& f : img.fds)
+    if (f.kind == image::FileDescriptor::Kind::kSocket) result.sockets.push_back(f);
 
   ASSIGN_OR_RETURN(std::unique_ptr<image::ImageWriter> writer,
                    image::ImageWriter::Create(req.path, req.compression, req.worker_threads));

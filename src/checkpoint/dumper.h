@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "image/model.h"
@@ -35,6 +36,7 @@ struct DumpResult {
   std::string program;
   int32_t ppid = 0;
   double seconds = 0;
+  std::vector<image::FileDescriptor> sockets;  // the process's socket descriptors, for job-wide checks
 };
 
 // Captures every kind of state (src/state/*) and commits the image.  On

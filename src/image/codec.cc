@@ -15,6 +15,7 @@ using json = nlohmann::json;
 
 constexpr const char* kAreaKinds[] = {"anon_private", "anon_shared", "file_private", "file_shared",
                                       "stack",        "vdso",        "vvar"};
+constexpr const char* kSocketStates[] = {"unconnected", "listening", "connected"};
 constexpr const char* kFdKinds[] = {"regular", "directory", "char_device", "tty",
                                     "pipe",    "fifo",      "socket",      "other"};
 
@@ -120,6 +121,21 @@ json Encode(const ProcessImage& img, bool display) {
                {"bounding", c.bounding},       {"ambient", c.ambient}};
   json fds = json::array();
   for (const auto& f : img.fds) {
+    json sock;  // null unless a socket
+    if (f.kind == FileDescriptor::Kind::kSocket) {
+      const SocketInfo& so = f.socket;
+      json queued = json::array();
+      for (const auto& q : so.queued) queued.push_back({{"bytes", bytes(q.data(), q.size())}});
+      sock = {{"family", so.family},         {"type", so.type},
+              {"protocol", so.protocol},     {"state", kSocketStates[static_cast<size_t>(so.state)]},
+              {"inode", so.inode},           {"peer_inode", so.peer_inode},
+              {"local_addr", bytes(so.local_addr.data(), so.local_addr.size())},
+              {"peer_addr", bytes(so.peer_addr.data(), so.peer_addr.size())},
+              {"backlog", so.backlog},       {"reuse_addr", so.reuse_addr},
+              {"keep_alive", so.keep_alive}, {"no_delay", so.no_delay},
+              {"shut_rd", so.shut_rd},       {"shut_wr", so.shut_wr},
+              {"queued", std::move(queued)}};
+    }
     fds.push_back({{"fd", f.fd},
                    {"kind", FdKindName(f.kind)},
                    {"flags", f.flags},
@@ -129,7 +145,8 @@ json Encode(const ProcessImage& img, bool display) {
                    {"size", f.size},
                    {"mtime_ns", f.mtime_ns},
                    {"rdev", f.rdev},
-                   {"stdio_alias", f.stdio_alias}});
+                   {"stdio_alias", f.stdio_alias},
+                   {"socket", std::move(sock)}});
   }
   j["fds"] = std::move(fds);
   json pipes = json::array();
@@ -404,6 +421,28 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
     d.Get(e, "mtime_ns", &f.mtime_ns, p);
     d.Get(e, "rdev", &f.rdev, p);
     d.Get(e, "stdio_alias", &f.stdio_alias, p);
+    if (const json* so = d.Field(e, "socket", p)) {
+      const std::string q = p + ".socket";
+      SocketInfo& s = f.socket;
+      d.Get(*so, "family", &s.family, q);
+      d.Get(*so, "type", &s.type, q);
+      d.Get(*so, "protocol", &s.protocol, q);
+      d.Enum(*so, "state", q, kSocketStates, &s.state);
+      d.Get(*so, "inode", &s.inode, q);
+      d.Get(*so, "peer_inode", &s.peer_inode, q);
+      d.Binary(*so, "local_addr", q, nullptr, 0, &s.local_addr);
+      d.Binary(*so, "peer_addr", q, nullptr, 0, &s.peer_addr);
+      d.Get(*so, "backlog", &s.backlog, q);
+      d.Get(*so, "reuse_addr", &s.reuse_addr, q);
+      d.Get(*so, "keep_alive", &s.keep_alive, q);
+      d.Get(*so, "no_delay", &s.no_delay, q);
+      d.Get(*so, "shut_rd", &s.shut_rd, q);
+      d.Get(*so, "shut_wr", &s.shut_wr, q);
+      d.Array(*so, "queued", q, 1 << 20, [&](const json& m, size_t, const std::string& mp) {
+        s.queued.emplace_back();
+        d.Binary(m, "bytes", mp, nullptr, 0, &s.queued.back());
+      });
+    }
     img.fds.push_back(std::move(f));
   });
   // Absent in images written before pipe contents were recorded: none.

@@ -78,6 +78,30 @@ struct SignalAction {
   uint64_t mask = 0;
 };
 
+// A socket (socket(7), unix(7), ip(7), tcp(7)), read through a duplicate
+// of the descriptor (pidfd_getfd(2)).  Addresses are raw struct sockaddr
+// bytes as getsockname(2)/getpeername(2) return them (empty: none).
+struct SocketInfo {
+  enum class State : uint8_t {
+    kUnconnected = 0,  // never connected (maybe bound)
+    kListening = 1,
+    kConnected = 2,    // connected to a peer (maybe the peer has closed)
+  };
+  int32_t family = 0;    // AF_UNIX, AF_INET, AF_INET6
+  int32_t type = 0;      // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+  int32_t protocol = 0;
+  State state = State::kUnconnected;
+  uint64_t inode = 0;        // the "socket:[inode]" of the descriptor
+  uint64_t peer_inode = 0;   // AF_UNIX: the peer's inode (sock_diag(7)); 0: none
+  std::vector<uint8_t> local_addr, peer_addr;
+  int32_t backlog = 0;       // listening: accept queue limit
+  bool reuse_addr = false, keep_alive = false, no_delay = false;
+  bool shut_rd = false, shut_wr = false;  // shutdown(2) of this end
+  // Unread data in the receive queue, copied without consuming it: a byte
+  // stream, or one entry per message for SOCK_DGRAM/SOCK_SEQPACKET.
+  std::vector<std::vector<uint8_t>> queued;
+};
+
 // One open file descriptor.
 struct FileDescriptor {
   enum class Kind : uint8_t {
@@ -97,6 +121,7 @@ struct FileDescriptor {
   // or stderr (kcmp(2) KCMP_FILE), that stdio number; else -1.  Such
   // descriptors are connected to the restarting command's stdio.
   int32_t stdio_alias = -1;
+  SocketInfo socket;        // kind == kSocket only
 };
 
 // Kernel-maintained mm fields restored through prctl(PR_SET_MM_MAP).

@@ -22,6 +22,7 @@
 
 #include "agent/agent_protocol.h"
 #include "checkpoint/dumper.h"
+#include "state/sockets.h"
 #include "common/scoped_fd.h"
 #include "image/manifest.h"
 #include "image/reader.h"
@@ -378,6 +379,11 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
   std::map<pid_t, AgentInfo> by_pid;
   for (const auto& a : agents_->Agents()) by_pid[a.pid] = a;
   json processes = json::array();
+  // Everything in flight on TCP connections must sit in receive queues
+  // before the first process is captured.
+  if (Status st = state::FlushSendQueues(quiesced_pids_); !st.ok())
+    return {{"ok", false}, {"error", st.message()}};
+  std::vector<std::pair<int32_t, image::FileDescriptor>> job_sockets;
   for (pid_t pid : quiesced_pids_) {
     auto it = by_pid.find(pid);
     if (it == by_pid.end()) {
@@ -402,6 +408,7 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
               {"error", fmt::format("{} (pid {}): {}", a.program, pid, res.status().message())}};
     }
     images_[generation].push_back(req.path);
+    for (image::FileDescriptor& f : res->sockets) job_sockets.emplace_back(pid, std::move(f));
     processes.push_back({{"pid", pid},
                          {"ppid", res->ppid != 0 ? res->ppid : a.ppid},
                          {"program", res->program.empty() ? a.program : res->program},
@@ -409,6 +416,8 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
                          {"image_size", res->image_size}});
     Info(fmt::format("wrote {} ({} bytes, {:.2f} s)", req.path, res->image_size, res->seconds));
   }
+  for (const std::string& w : state::OutsidePeerWarnings(job_sockets))
+    Warn(fmt::format("checkpoint {}: {}", generation, w));
   return {{"ok", true}, {"processes", processes}};
 }
 

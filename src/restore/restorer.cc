@@ -31,11 +31,13 @@
 #include "restore/blob/blob_args.h"
 #include "restore/blob/blob_embed.h"
 #include "restore/layout.h"
+#include "restore/objects.h"
 #include "restore/slots.h"
 #include "state/files.h"
 #include "state/memory.h"
 #include "state/process.h"
 #include "state/signals.h"
+#include "state/sockets.h"
 #include "state/threads.h"
 #include "state/vdso.h"
 
@@ -97,8 +99,8 @@ struct TreeContext {
   const RestoreOptions* opts = nullptr;
   std::vector<int> report_wr;  // per node: write end of its status pipe (-1: closed, zombie)
   int go_rd = -1;              // read end of the shared "go" pipe
-  const std::vector<PlannedPipe>* pipes = nullptr;
-  std::vector<std::array<int, 2>> pipe_fd;  // per planned pipe: {read, write} here (-1: not open)
+  const std::vector<PlannedObject>* objects = nullptr;
+  std::vector<std::array<int, 2>> obj_fd;  // per planned object: its descriptors here (-1: not open)
 };
 
 // Moves `*fd` to the lowest free number >= base (close-on-exec: no exec
@@ -112,73 +114,110 @@ Status MoveAbove(int* fd, int base, const char* what) {
   return Status::Ok();
 }
 
-// Creates planned pipe k here, refills it with the saved bytes, applies
-// O_NONBLOCK, and drops the write end if no process of the job holds one.
-Status CreatePlannedPipe(TreeContext& ctx, size_t k, int base) {
-  const PlannedPipe& pp = (*ctx.pipes)[k];
-  const std::string what = "pipe:[" + std::to_string(pp.inode) + "]";
+// Creates planned pipe `o`: refilled with the saved bytes, O_NONBLOCK
+// applied, the write end dropped if no process of the job holds one.
+Status CreatePipe(const PlannedObject& o, std::array<int, 2>* fds) {
   int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno(what + ": pipe2");
-  ctx.pipe_fd[k] = {p[0], p[1]};
-  if (pp.bytes.size() > 65536 &&
-      ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(pp.bytes.size())) < static_cast<int>(pp.bytes.size()))
-    return Status::Errno(what + ": F_SETPIPE_SZ " + std::to_string(pp.bytes.size()));
+  if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno(o.what + ": pipe2");
+  *fds = {p[0], p[1]};
+  if (o.bytes.size() > 65536 &&
+      ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(o.bytes.size())) < static_cast<int>(o.bytes.size()))
+    return Status::Errno(o.what + ": F_SETPIPE_SZ " + std::to_string(o.bytes.size()));
   size_t off = 0;
-  while (off < pp.bytes.size()) {  // fits: never blocks
-    ssize_t n = ::write(p[1], pp.bytes.data() + off, pp.bytes.size() - off);
+  while (off < o.bytes.size()) {  // fits: never blocks
+    ssize_t n = ::write(p[1], o.bytes.data() + off, o.bytes.size() - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status::Errno(what + ": refilling " + std::to_string(pp.bytes.size()) + " bytes");
+    if (n <= 0) return Status::Errno(o.what + ": refilling " + std::to_string(o.bytes.size()) + " bytes");
     off += static_cast<size_t>(n);
   }
-  bool writer = false;
-  for (const PipeEnd& e : pp.ends) {
-    writer |= e.write;
-    if (e.nonblock) ::fcntl(p[e.write ? 1 : 0], F_SETFL, O_NONBLOCK);
-  }
-  if (!writer) {
+  for (int end = 0; end < 2; ++end)
+    if (o.nonblock[end]) ::fcntl(p[end], F_SETFL, O_NONBLOCK);
+  if (!o.has_writer) {
     ::close(p[1]);
-    ctx.pipe_fd[k][1] = -1;
+    (*fds)[1] = -1;
   }
-  for (int& fd : ctx.pipe_fd[k]) RETURN_IF_ERROR(MoveAbove(&fd, base, "a pipe"));
   return Status::Ok();
 }
 
-// Closes the pipe ends this node does not install (its children, created
-// already, have their copies).
-void DropForeignPipeEnds(TreeContext& ctx, size_t node) {
-  for (size_t k = 0; k < ctx.pipe_fd.size(); ++k) {
+// Creates planned object k here (kind by kind, see objects.h) and moves
+// its descriptors above `base`.
+Status CreatePlannedObject(TreeContext& ctx, size_t k, int base) {
+  const PlannedObject& o = (*ctx.objects)[k];
+  std::array<int, 2>& fds = ctx.obj_fd[k];
+  switch (o.kind) {
+    case PlannedObject::Kind::kPipe:
+      RETURN_IF_ERROR(CreatePipe(o, &fds));
+      break;
+    case PlannedObject::Kind::kSocketPair: {
+      // TCP: the end at a recreated listener's address is the server end.
+      const image::SocketInfo* s[2] = {&o.sockets[0]->socket, &o.sockets[1]->socket};
+      const int flags[2] = {o.sockets[0]->flags, o.sockets[1]->flags};
+      int server = 0, listener = -1;
+      for (size_t j = 0; j < k && listener < 0; ++j) {
+        const PlannedObject& l = (*ctx.objects)[j];
+        if (l.kind != PlannedObject::Kind::kSocket || ctx.obj_fd[j][0] < 0 ||
+            l.sockets[0]->socket.state != image::SocketInfo::State::kListening)
+          continue;
+        for (int e = 0; e < 2 && listener < 0; ++e) {
+          if (l.sockets[0]->socket.local_addr == s[e]->local_addr) {
+            server = e;
+            listener = ctx.obj_fd[j][0];
+          }
+        }
+      }
+      ASSIGN_OR_RETURN(auto pair, state::CreateConnectedPair(*s[server], flags[server], *s[1 - server],
+                                                             flags[1 - server], listener));
+      fds[server] = pair[0].release();
+      fds[1 - server] = pair[1].release();
+      break;
+    }
+    case PlannedObject::Kind::kSocket: {
+      std::string warning;
+      ASSIGN_OR_RETURN(ScopedFd fd, state::CreateSingleSocket(o.sockets[0]->socket, o.sockets[0]->flags, &warning));
+      if (!warning.empty()) RawLog("stasis restart: warning: %s: %s", o.what.c_str(), warning.c_str());
+      fds = {fd.release(), -1};
+      break;
+    }
+  }
+  for (int& fd : fds) RETURN_IF_ERROR(MoveAbove(&fd, base, o.what.c_str()));
+  return Status::Ok();
+}
+
+// Closes the object descriptors this node does not install (its children,
+// created already, have their copies).
+void DropForeignObjectEnds(TreeContext& ctx, size_t node) {
+  for (size_t k = 0; k < ctx.obj_fd.size(); ++k) {
     for (int end = 0; end < 2; ++end) {
       bool mine = false;
-      for (const PipeEnd& e : (*ctx.pipes)[k].ends) mine |= e.node == node && e.write == (end == 1);
-      if (!mine && ctx.pipe_fd[k][end] >= 0) {
-        ::close(ctx.pipe_fd[k][end]);
-        ctx.pipe_fd[k][end] = -1;
+      for (const ObjectEnd& e : (*ctx.objects)[k].ends) mine |= e.node == node && e.end == end;
+      if (!mine && ctx.obj_fd[k][end] >= 0) {
+        ::close(ctx.obj_fd[k][end]);
+        ctx.obj_fd[k][end] = -1;
       }
     }
   }
 }
 
-std::vector<int> HeldPipeFds(const TreeContext& ctx) {
+std::vector<int> HeldObjectFds(const TreeContext& ctx) {
   std::vector<int> out;
-  for (const auto& fds : ctx.pipe_fd)
+  for (const auto& fds : ctx.obj_fd)
     for (int fd : fds)
       if (fd >= 0) out.push_back(fd);
   return out;
 }
 
-// After RestoreFiles: each pipe descriptor of the image, dup'd to its number.
-Status InstallPipeEnds(TreeContext& ctx, size_t node) {
-  for (size_t k = 0; k < ctx.pipe_fd.size(); ++k) {
-    for (const PipeEnd& e : (*ctx.pipes)[k].ends) {
+// After RestoreFiles: each object descriptor of the image, dup'd to its number.
+Status InstallObjectEnds(TreeContext& ctx, size_t node) {
+  for (size_t k = 0; k < ctx.obj_fd.size(); ++k) {
+    for (const ObjectEnd& e : (*ctx.objects)[k].ends) {
       if (e.node != node) continue;
-      int src = ctx.pipe_fd[k][e.write ? 1 : 0];
+      int src = ctx.obj_fd[k][e.end];
       if (src < 0 || ::dup3(src, e.fd, e.cloexec ? O_CLOEXEC : 0) < 0)
-        return Status::Errno("fd " + std::to_string(e.fd) + ": installing pipe:[" +
-                             std::to_string((*ctx.pipes)[k].inode) + "]");
+        return Status::Errno("fd " + std::to_string(e.fd) + ": installing " + (*ctx.objects)[k].what);
     }
   }
-  for (int fd : HeldPipeFds(ctx)) ::close(fd);
-  for (auto& fds : ctx.pipe_fd) fds = {-1, -1};
+  for (int fd : HeldObjectFds(ctx)) ::close(fd);
+  for (auto& fds : ctx.obj_fd) fds = {-1, -1};
   return Status::Ok();
 }
 
@@ -236,8 +275,8 @@ Status CreateChildren(TreeContext& ctx, size_t node, int own_status_fd, int base
   if (n.group == TreeNode::Group::kOwn && ::setpgid(0, 0) != 0) return Status::Errno("setpgid(0, 0)");
   if (n.group == TreeNode::Group::kJoin && ::setpgid(0, n.pgid) != 0)
     return Status::Errno("setpgid(0, " + std::to_string(n.pgid) + ")");
-  for (size_t k = 0; k < ctx.pipes->size(); ++k) {
-    if ((*ctx.pipes)[k].creator == node) RETURN_IF_ERROR(CreatePlannedPipe(ctx, k, base));
+  for (size_t k = 0; k < ctx.objects->size(); ++k) {
+    if ((*ctx.objects)[k].creator == node) RETURN_IF_ERROR(CreatePlannedObject(ctx, k, base));
   }
   std::vector<pid_t> zombies;
   for (size_t c : n.children) {
@@ -273,7 +312,7 @@ Status CreateChildren(TreeContext& ctx, size_t node, int own_status_fd, int base
     if (k != node && ctx.report_wr[k] >= 0) ::close(ctx.report_wr[k]);
     ctx.report_wr[k] = -1;
   }
-  DropForeignPipeEnds(ctx, node);
+  DropForeignObjectEnds(ctx, node);
   // The zombies' SIGCHLD was delivered (and handled) before the checkpoint.
   sigset_t chld;
   sigemptyset(&chld);
@@ -304,8 +343,8 @@ Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
   if (go_fd < 0) return Status::Errno("moving the go pipe");
   ::close(ctx.go_rd);
   ctx.go_rd = go_fd;
-  for (auto& fds : ctx.pipe_fd)
-    for (int& fd : fds) RETURN_IF_ERROR(MoveAbove(&fd, base, "an inherited pipe"));
+  for (auto& fds : ctx.obj_fd)
+    for (int& fd : fds) RETURN_IF_ERROR(MoveAbove(&fd, base, "an inherited pipe or socket"));
 
   RETURN_IF_ERROR(CreateChildren(ctx, node, status_fd, base));
 
@@ -335,21 +374,21 @@ Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
     stdio[i] = ::fcntl(i, F_DUPFD_CLOEXEC, status_fd + 1);
     if (stdio[i] < 0 && errno != EBADF) return Status::Errno("duplicating stdio " + std::to_string(i));
   }
-  std::vector<int> keep = HeldPipeFds(ctx);
+  std::vector<int> keep = HeldObjectFds(ctx);
   int exe_fd_number = std::max({status_fd, stdio[0], stdio[1], stdio[2]}) + 1;
   for (int fd : keep) exe_fd_number = std::max(exe_fd_number, fd + 1);
   keep.push_back(status_fd);
   keep.push_back(exe_fd_number);
-  if (ctx.pipes->empty()) {
+  if (ctx.objects->empty()) {
     RETURN_IF_ERROR(state::RestoreFiles(img, stdio, keep).With("restoring descriptors"));
   } else {
-    image::ProcessImage others = img;  // the pipes' descriptors are installed below
+    image::ProcessImage others = img;  // the objects' descriptors are installed below
     std::erase_if(others.fds, [&](const image::FileDescriptor& f) {
-      return IsPlannedPipeFd(*ctx.pipes, *ctx.plan, tn.process, f.fd);
+      return IsPlannedFd(*ctx.objects, *ctx.plan, tn.process, f.fd);
     });
     RETURN_IF_ERROR(state::RestoreFiles(others, stdio, keep).With("restoring descriptors"));
   }
-  RETURN_IF_ERROR(InstallPipeEnds(ctx, node));
+  RETURN_IF_ERROR(InstallObjectEnds(ctx, node));
 
   // BlobArgs: the other modules' parts, then ours.
   for (size_t i = 0; i < img.threads.size() && i < static_cast<size_t>(kBlobMaxThreads); ++i)
@@ -525,14 +564,14 @@ StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>&
 
   std::vector<const image::ProcessImage*> images;
   for (auto* r : readers) images.push_back(&r->metadata());
-  ASSIGN_OR_RETURN(std::vector<PlannedPipe> pipes, PlanPipes(plan, images));
-  ctx.pipes = &pipes;
-  ctx.pipe_fd.assign(pipes.size(), {-1, -1});
-  for (size_t k = 0; k < pipes.size(); ++k) {  // holders under different roots
-    if (pipes[k].creator != SIZE_MAX) continue;
-    Status st = CreatePlannedPipe(ctx, k, 3);
+  ASSIGN_OR_RETURN(std::vector<PlannedObject> objects, PlanObjects(plan, images));
+  ctx.objects = &objects;
+  ctx.obj_fd.assign(objects.size(), {-1, -1});
+  for (size_t k = 0; k < objects.size(); ++k) {  // sockets; pipes whose holders are under different roots
+    if (objects[k].creator != SIZE_MAX) continue;
+    Status st = CreatePlannedObject(ctx, k, 3);
     if (!st.ok()) {
-      for (int fd : HeldPipeFds(ctx)) ::close(fd);
+      for (int fd : HeldObjectFds(ctx)) ::close(fd);
       return st;
     }
   }
@@ -547,7 +586,7 @@ StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>&
       Status st = Status::Errno(readers[root.process]->path() + ": " + CloneError(root.pid, err), err);
       wr_owner.clear();
       go_wr.reset();
-      for (int fd : HeldPipeFds(ctx)) ::close(fd);
+      for (int fd : HeldObjectFds(ctx)) ::close(fd);
       KillTree(plan, roots, root_status);
       return st;
     }
@@ -570,7 +609,7 @@ StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>&
   }
   wr_owner.clear();  // only the processes hold their status pipes now
   go_rd.reset();
-  for (int fd : HeldPipeFds(ctx)) ::close(fd);
+  for (int fd : HeldObjectFds(ctx)) ::close(fd);
 
   Status st = CollectReports(readers, plan, rd, "LOADED", roots, &root_status);
   if (!st.ok()) {

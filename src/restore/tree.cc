@@ -3,10 +3,6 @@
 // code is our own.
 #include "restore/tree.h"
 
-#include "state/pipes.h"
-
-#include <fcntl.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
@@ -168,61 +164,6 @@ StatusOr<TreePlan> PlanTree(const std::vector<TreeProcess>& procs) {
       if (!seen[n]) return Status::Error(Pid(plan.nodes[n].pid) + " is part of a cycle of parent links");
   }
   return plan;
-}
-
-StatusOr<std::vector<PlannedPipe>> PlanPipes(const TreePlan& plan,
-                                             const std::vector<const image::ProcessImage*>& images) {
-  constexpr size_t kMaxPipeBytes = 1 << 20;
-  std::map<uint64_t, PlannedPipe> by_inode;
-  std::set<uint64_t> has_reader;
-  for (size_t i = 0; i < images.size(); ++i) {
-    const size_t node = plan.node_of_process[i];
-    for (const image::FileDescriptor& f : images[i]->fds) {
-      if (f.kind != image::FileDescriptor::Kind::kPipe) continue;
-      const uint64_t ino = state::PipeInode(f.path);
-      if (ino == 0 || f.fd == images[i]->agent.socket_fd) continue;
-      const bool write = (f.flags & O_ACCMODE) != O_RDONLY;
-      PlannedPipe& pp = by_inode[ino];
-      pp.inode = ino;
-      pp.ends.push_back({node, f.fd, write, f.cloexec, (f.flags & O_NONBLOCK) != 0});
-      if (!write && f.stdio_alias < 0) has_reader.insert(ino);
-    }
-    for (const image::PipeContents& pc : images[i]->pipes) {
-      auto it = by_inode.find(pc.inode);
-      if (it != by_inode.end() && it->second.bytes.empty()) it->second.bytes = pc.bytes;
-    }
-  }
-  // Ancestor chains, root first.
-  auto chain = [&](size_t n) {
-    std::vector<size_t> c;
-    for (; n != SIZE_MAX; n = plan.nodes[n].parent) c.insert(c.begin(), n);
-    return c;
-  };
-  std::vector<PlannedPipe> out;
-  for (auto& [ino, pp] : by_inode) {
-    if (!has_reader.count(ino)) continue;
-    if (pp.bytes.size() > kMaxPipeBytes)
-      return Status::Error("pipe:[" + std::to_string(ino) + "] holds " + std::to_string(pp.bytes.size()) +
-                           " bytes; at most " + std::to_string(kMaxPipeBytes) + " can be restored");
-    std::vector<size_t> common = chain(pp.ends[0].node);
-    for (const PipeEnd& e : pp.ends) {
-      std::vector<size_t> c = chain(e.node);
-      size_t k = 0;
-      while (k < common.size() && k < c.size() && common[k] == c[k]) ++k;
-      common.resize(k);
-    }
-    pp.creator = common.empty() ? SIZE_MAX : common.back();
-    out.push_back(std::move(pp));
-  }
-  return out;
-}
-
-bool IsPlannedPipeFd(const std::vector<PlannedPipe>& pipes, const TreePlan& plan, size_t process, int32_t fd) {
-  const size_t node = plan.node_of_process[process];
-  for (const PlannedPipe& pp : pipes)
-    for (const PipeEnd& e : pp.ends)
-      if (e.node == node && e.fd == fd) return true;
-  return false;
 }
 
 }  // namespace stasis::restore

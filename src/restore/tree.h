@@ -73,40 +73,6 @@ struct TreePlan {
 // no cycles; the session/group constraints above.  Errors name the pid.
 StatusOr<TreePlan> PlanTree(const std::vector<TreeProcess>& procs);
 
-// One descriptor of a pipe to install in a restored process.
-struct PipeEnd {
-  size_t node = 0;        // who holds it
-  int32_t fd = -1;        // its number there
-  bool write = false;     // write end (else read end)
-  bool cloexec = false;
-  bool nonblock = false;  // O_NONBLOCK (shared by every holder of that end)
-};
-
-// A pipe recreated at restart: created by `creator` (a node, or SIZE_MAX
-// for the supervisor when its holders are under different roots) before it
-// creates the children that inherit it, filled with `bytes`.
-struct PlannedPipe {
-  uint64_t inode = 0;
-  size_t creator = SIZE_MAX;
-  std::vector<PipeEnd> ends;
-  std::vector<uint8_t> bytes;
-};
-
-// The pipes of the job to recreate: every pipe with at least one read end
-// in the job that is not connected to the job's stdio (those stay the
-// restarting command's, as for a single process).  Its write ends in the
-// job are recreated too; if there is none (the writer had exited or was
-// outside the job) the reader gets the saved bytes, then end-of-file.  The
-// creator is the deepest common ancestor of all holders.  images[i] is the
-// image of TreeProcess i.  Errors: more saved bytes than a pipe can hold
-// (1 MiB, the default /proc/sys/fs/pipe-max-size).
-StatusOr<std::vector<PlannedPipe>> PlanPipes(const TreePlan& plan,
-                                             const std::vector<const image::ProcessImage*>& images);
-
-// Whether descriptor `fd` of TreeProcess `process` is installed from a
-// planned pipe (and must be left out of RestoreFiles).
-bool IsPlannedPipeFd(const std::vector<PlannedPipe>& pipes, const TreePlan& plan, size_t process, int32_t fd);
-
 // TreeProcess of an image.
 TreeProcess TreeProcessOf(const image::ProcessImage& img);
 

@@ -1,6 +1,7 @@
 // Tests of src/restore/tree: the process-tree plan on synthetic trees.
 #include <gtest/gtest.h>
 
+#include "restore/objects.h"
 #include "restore/tree.h"
 
 namespace stasis::restore {
@@ -187,18 +188,18 @@ TEST(TreePipes, CreatorIsTheDeepestCommonAncestor) {
   }
   auto plan = PlanTree(procs);
   ASSERT_TRUE(plan.ok()) << plan.status().message();
-  auto pipes = PlanPipes(*plan, ptrs);
+  auto pipes = PlanObjects(*plan, ptrs);
   ASSERT_TRUE(pipes.ok()) << pipes.status().message();
   ASSERT_EQ(pipes->size(), 2u);
-  const PlannedPipe& a = (*pipes)[0];
+  const PlannedObject& a = (*pipes)[0];
   EXPECT_EQ(a.inode, 100u);
   EXPECT_EQ(plan->nodes[a.creator].pid, 3);
   EXPECT_EQ(a.bytes, (std::vector<uint8_t>{'h', 'i'}));
   ASSERT_EQ(a.ends.size(), 2u);
-  const PlannedPipe& b = (*pipes)[1];
+  const PlannedObject& b = (*pipes)[1];
   EXPECT_EQ(plan->nodes[b.creator].pid, 2);
-  EXPECT_TRUE(IsPlannedPipeFd(*pipes, *plan, 4, 0));
-  EXPECT_FALSE(IsPlannedPipeFd(*pipes, *plan, 2, 9));
+  EXPECT_TRUE(IsPlannedFd(*pipes, *plan, 4, 0));
+  EXPECT_FALSE(IsPlannedFd(*pipes, *plan, 2, 9));
 }
 
 TEST(TreePipes, StdioReadersAndSeparateRoots) {
@@ -208,14 +209,14 @@ TEST(TreePipes, StdioReadersAndSeparateRoots) {
   std::vector<TreeProcess> procs = {TreeProcessOf(imgs[0]), TreeProcessOf(imgs[1])};
   auto plan = PlanTree(procs);
   ASSERT_TRUE(plan.ok());
-  auto pipes = PlanPipes(*plan, {&imgs[0], &imgs[1]});
+  auto pipes = PlanObjects(*plan, {&imgs[0], &imgs[1]});
   ASSERT_TRUE(pipes.ok());
   ASSERT_EQ(pipes->size(), 1u);
   EXPECT_EQ((*pipes)[0].inode, 200u);
   EXPECT_EQ((*pipes)[0].creator, SIZE_MAX);  // the supervisor
 
   imgs[1].pipes = {{200, std::vector<uint8_t>((1 << 20) + 1, 'x')}};
-  EXPECT_FALSE(PlanPipes(*plan, {&imgs[0], &imgs[1]}).ok());
+  EXPECT_FALSE(PlanObjects(*plan, {&imgs[0], &imgs[1]}).ok());
 }
 
 }  // namespace

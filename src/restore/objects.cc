@@ -1,0 +1,164 @@
+// Shared-object plan; see objects.h.
+#include "restore/objects.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <map>
+#include <set>
+
+#include "state/pipes.h"
+#include "state/sockets.h"
+
+namespace stasis::restore {
+namespace {
+
+using FdKind = image::FileDescriptor::Kind;
+
+// The deepest common ancestor of the nodes holding `ends` (SIZE_MAX: none).
+size_t CommonAncestor(const TreePlan& plan, const std::vector<ObjectEnd>& ends) {
+  auto chain = [&](size_t n) {
+    std::vector<size_t> c;
+    for (; n != SIZE_MAX; n = plan.nodes[n].parent) c.insert(c.begin(), n);
+    return c;
+  };
+  std::vector<size_t> common = chain(ends.at(0).node);
+  for (const ObjectEnd& e : ends) {
+    std::vector<size_t> c = chain(e.node);
+    size_t k = 0;
+    while (k < common.size() && k < c.size() && common[k] == c[k]) ++k;
+    common.resize(k);
+  }
+  return common.empty() ? SIZE_MAX : common.back();
+}
+
+StatusOr<std::vector<PlannedObject>> PlanPipes(const TreePlan& plan,
+                                               const std::vector<const image::ProcessImage*>& images) {
+  constexpr size_t kMaxPipeBytes = 1 << 20;
+  std::map<uint64_t, PlannedObject> by_inode;
+  std::set<uint64_t> has_reader;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const size_t node = plan.node_of_process[i];
+    for (const image::FileDescriptor& f : images[i]->fds) {
+      if (f.kind != FdKind::kPipe) continue;
+      const uint64_t ino = state::PipeInode(f.path);
+      if (ino == 0 || f.fd == images[i]->agent.socket_fd) continue;
+      const bool write = (f.flags & O_ACCMODE) != O_RDONLY;
+      PlannedObject& o = by_inode[ino];
+      o.kind = PlannedObject::Kind::kPipe;
+      o.inode = ino;
+      o.what = "pipe:[" + std::to_string(ino) + "]";
+      o.ends.push_back({node, f.fd, write ? 1 : 0, f.cloexec});
+      o.has_writer |= write;
+      if (f.flags & O_NONBLOCK) o.nonblock[write ? 1 : 0] = true;
+      if (!write && f.stdio_alias < 0) has_reader.insert(ino);
+    }
+    for (const image::PipeContents& pc : images[i]->pipes) {
+      auto it = by_inode.find(pc.inode);
+      if (it != by_inode.end() && it->second.bytes.empty()) it->second.bytes = pc.bytes;
+    }
+  }
+  std::vector<PlannedObject> out;
+  for (auto& [ino, o] : by_inode) {
+    if (!has_reader.count(ino)) continue;
+    if (o.bytes.size() > kMaxPipeBytes)
+      return Status::Error(o.what + " holds " + std::to_string(o.bytes.size()) + " bytes; at most " +
+                           std::to_string(kMaxPipeBytes) + " can be restored");
+    o.creator = CommonAncestor(plan, o.ends);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+void PlanSockets(const TreePlan& plan, const std::vector<const image::ProcessImage*>& images,
+                 std::vector<PlannedObject>* out) {
+  // Every socket of the job by inode, with all descriptors that refer to it.
+  struct Held {
+    const image::FileDescriptor* f = nullptr;
+    std::vector<ObjectEnd> ends;  // `end` filled in below
+  };
+  std::map<uint64_t, Held> by_inode;
+  for (size_t i = 0; i < images.size(); ++i) {
+    for (const image::FileDescriptor& f : images[i]->fds) {
+      if (f.kind != FdKind::kSocket || f.stdio_alias >= 0 || f.fd == images[i]->agent.socket_fd) continue;
+      const uint64_t ino = state::SocketInode(f.path);
+      if (ino == 0 || f.socket.family == 0) continue;  // not captured (old image): /dev/null
+      Held& h = by_inode[ino];
+      if (h.f == nullptr) h.f = &f;
+      h.ends.push_back({plan.node_of_process[i], f.fd, 0, f.cloexec});
+    }
+  }
+  std::vector<PlannedObject> pairs, singles, connecting;
+  std::set<uint64_t> done;
+  auto make = [&](PlannedObject::Kind kind, const Held& a, const Held* b) {
+    PlannedObject o;
+    o.kind = kind;
+    o.inode = a.f->socket.inode;
+    o.what = "socket:[" + std::to_string(o.inode) + "]";
+    o.sockets[0] = a.f;
+    o.ends = a.ends;
+    if (b) {
+      o.sockets[1] = b->f;
+      for (ObjectEnd e : b->ends) {
+        e.end = 1;
+        o.ends.push_back(e);
+      }
+    }
+    return o;
+  };
+  // Peers: Unix by inode, inet by address pair.
+  std::map<uint64_t, uint64_t> unix_peer;
+  for (auto& [ino, h] : by_inode) {
+    if (done.count(ino)) continue;
+    const image::SocketInfo& s = h.f->socket;
+    const Held* peer = nullptr;
+    uint64_t peer_ino = 0;
+    if (s.state == image::SocketInfo::State::kConnected) {
+      if (s.family == AF_UNIX) {
+        auto it = by_inode.find(s.peer_inode);
+        if (it != by_inode.end() && it->first != ino && state::IsConnectionPair(s, it->second.f->socket)) {
+          peer = &it->second;
+          peer_ino = it->first;
+        }
+      } else {
+        for (auto& [ino2, h2] : by_inode) {
+          if (ino2 != ino && !done.count(ino2) && state::IsConnectionPair(s, h2.f->socket)) {
+            peer = &h2;
+            peer_ino = ino2;
+            break;
+          }
+        }
+      }
+    }
+    done.insert(ino);
+    if (peer) {
+      done.insert(peer_ino);
+      pairs.push_back(make(PlannedObject::Kind::kSocketPair, h, peer));
+    } else if (state::ConnectsToAddress(s)) {
+      connecting.push_back(make(PlannedObject::Kind::kSocket, h, nullptr));
+    } else {
+      singles.push_back(make(PlannedObject::Kind::kSocket, h, nullptr));
+    }
+  }
+  for (auto* v : {&singles, &pairs, &connecting})
+    for (auto& o : *v) out->push_back(std::move(o));
+}
+
+}  // namespace
+
+StatusOr<std::vector<PlannedObject>> PlanObjects(const TreePlan& plan,
+                                                 const std::vector<const image::ProcessImage*>& images) {
+  ASSIGN_OR_RETURN(std::vector<PlannedObject> out, PlanPipes(plan, images));
+  PlanSockets(plan, images, &out);
+  return out;
+}
+
+bool IsPlannedFd(const std::vector<PlannedObject>& objects, const TreePlan& plan, size_t process, int32_t fd) {
+  const size_t node = plan.node_of_process[process];
+  for (const PlannedObject& o : objects)
+    for (const ObjectEnd& e : o.ends)
+      if (e.node == node && e.fd == fd) return true;
+  return false;
+}
+
+}  // namespace stasis::restore

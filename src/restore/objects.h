@@ -1,0 +1,69 @@
+// Kernel objects shared by descriptors of the job (pipes, sockets): which
+// are recreated at restart, who creates each, and which descriptor of which
+// process gets which end.  Pure and unit tested; the pre-restorers and the
+// supervisor carry it out (restorer.cc) with the kind's own module
+// (state/pipes.h, state/sockets.h).
+//
+// An object is created once, by the deepest common ancestor of the
+// processes that hold it (as CRIU does for pipes), or by the supervisor
+// when they are under different roots and for every socket (bound
+// addresses and connections are made in one place, in a fixed order);
+// children inherit it at fork and each process dup3(2)s its ends to their
+// numbers.  Descriptors that share the open file of the job's stdio stay
+// the restarting command's stdio and are not planned here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "image/model.h"
+#include "restore/tree.h"
+
+namespace stasis::restore {
+
+// One descriptor to install from a planned object.
+struct ObjectEnd {
+  size_t node = 0;        // who holds it
+  int32_t fd = -1;        // its number there
+  int end = 0;            // which of the object's descriptors (pipe: 0 read, 1 write)
+  bool cloexec = false;
+};
+
+struct PlannedObject {
+  enum class Kind : uint8_t {
+    kPipe,        // ends 0 (read), 1 (write); `bytes` refilled
+    kSocketPair,  // a connection with both ends in the job: ends 0 (sockets[0]), 1 (sockets[1])
+    kSocket,      // a socket alone: end 0 (sockets[0])
+  };
+  Kind kind = Kind::kPipe;
+  uint64_t inode = 0;            // pipe/socket inode at checkpoint (of end 0 for pairs)
+  size_t creator = SIZE_MAX;     // node, or SIZE_MAX: the supervisor
+  std::vector<ObjectEnd> ends;
+  // kPipe: the bytes in flight, which ends exist in the job, O_NONBLOCK.
+  std::vector<uint8_t> bytes;
+  bool has_writer = false;
+  bool nonblock[2] = {false, false};
+  // Sockets: a descriptor of each end (its SocketInfo and open flags).
+  const image::FileDescriptor* sockets[2] = {nullptr, nullptr};
+  std::string what;              // "pipe:[123]", "socket:[456]" for messages
+};
+
+// The objects of the job to recreate, sockets in creation order
+// (bound/listening sockets, then connections -- a TCP connection is made
+// through the job's listener at its address --, then sockets that connect
+// to an address), after the pipes.  Pipes: every pipe with a read end in
+// the job that is not stdio; its write ends in the job are recreated too
+// (none: the reader gets the saved bytes, then end-of-file).  images[i] is
+// the image of TreeProcess i.  Errors: more saved pipe bytes than a pipe
+// can hold (1 MiB, the default /proc/sys/fs/pipe-max-size).
+StatusOr<std::vector<PlannedObject>> PlanObjects(const TreePlan& plan,
+                                                 const std::vector<const image::ProcessImage*>& images);
+
+// Whether descriptor `fd` of TreeProcess `process` is installed from a
+// planned object (and must be left out of RestoreFiles).
+bool IsPlannedFd(const std::vector<PlannedObject>& objects, const TreePlan& plan, size_t process, int32_t fd);
+
+}  // namespace stasis::restore

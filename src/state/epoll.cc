@@ -3,6 +3,7 @@
 // fs/eventpoll.c (fdinfo format, ADD adds EPOLLERR|EPOLLHUP).
 #include "state/epoll.h"
 
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -64,9 +65,11 @@ StatusOr<image::EpollState> CaptureEpoll(const ProcTarget& target, int epfd, con
   return s;
 }
 
-StatusOr<ScopedFd> RestoreEpoll(const image::FileDescriptor&) {
+StatusOr<ScopedFd> RestoreEpoll(const image::FileDescriptor& f) {
   ScopedFd fd(::epoll_create1(EPOLL_CLOEXEC));
   if (!fd) return Status::Errno("epoll_create1");
+  // epoll_create1 has no non-blocking flag; a program may have set one.
+  if ((f.flags & O_NONBLOCK) && ::fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return Status::Errno("fcntl O_NONBLOCK");
   return fd;
 }
 

@@ -45,7 +45,7 @@ StatusOr<std::vector<image::EpollTarget>> ParseEpollFdinfo(const std::string& fd
 // are reported on stderr.
 StatusOr<image::EpollState> CaptureEpoll(const ProcTarget& target, int epfd, const std::string& fdinfo);
 
-// A new, empty epoll instance, close-on-exec.
+// A new, empty epoll instance, close-on-exec, O_NONBLOCK as f.flags.
 StatusOr<ScopedFd> RestoreEpoll(const image::FileDescriptor& f);
 
 // Runs in the pre-restorer after every descriptor of `img` is installed at

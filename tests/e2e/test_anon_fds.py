@@ -76,7 +76,7 @@ def test_shared_eventfd_is_reported_at_checkpoint(h):
     launch = h.launch([PY, "-c", SHARED])
     launch.wait_line("ready")
     h.checkpoint()
-    err = wait_until(lambda: re.search(r"warning: pid \d+ fd 3 \(anon_inode:\[eventfd\]\) is shared with "
-                                       r"pid \d+ fd 3; each process gets its own copy", launch.err_text()),
+    err = wait_until(lambda: re.search(r"warning: pid \d+ fd \d+ \(anon_inode:\[eventfd\]\) is shared with "
+                                       r"pid \d+ fd \d+; each process gets its own copy", launch.err_text()),
                      30, "the sharing warning on the launch's stderr", h.diag)
     assert err

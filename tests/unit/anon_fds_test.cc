@@ -327,7 +327,7 @@ TEST(AnonRestore, FilesDupsAndEpollTargetsInForkedChild) {
   t.timerfd.clockid = CLOCK_MONOTONIC;
   t.timerfd.value_ns = 3600 * 1000 * kMs;  // never fires during the test
   img.fds.push_back(t);
-  image::FileDescriptor ep = AnonFd(Kind::kEpoll);
+  image::FileDescriptor ep = AnonFd(Kind::kEpoll, O_RDWR | O_NONBLOCK);
   ep.fd = 8;
   ep.epoll.targets = {{5, EPOLLIN, 0x55, true},
                       {7, EPOLLIN, 0x77, true},
@@ -355,6 +355,8 @@ TEST(AnonRestore, FilesDupsAndEpollTargetsInForkedChild) {
     int n = epoll_wait(8, evs, 4, 0);
     check(n == 1 && evs[0].data.u64 == 0x55, "epoll must report the eventfd only");
     check(fcntl(8, F_GETFD) == 0, "fd 8 cloexec");
+    check(fcntl(8, F_GETFL) & O_NONBLOCK, "fd 8 O_NONBLOCK");
+    check(fcntl(5, F_GETFL) & O_NONBLOCK, "fd 5 O_NONBLOCK");
     if (errors.empty()) errors = "OK";
     (void)!write(rep, errors.data(), errors.size());
     _exit(0);

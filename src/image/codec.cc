@@ -17,7 +17,8 @@ constexpr const char* kAreaKinds[] = {"anon_private", "anon_shared", "file_priva
                                       "stack",        "vdso",        "vvar"};
 constexpr const char* kSocketStates[] = {"unconnected", "listening", "connected"};
 constexpr const char* kFdKinds[] = {"regular", "directory", "char_device", "tty",
-                                    "pipe",    "fifo",      "socket",      "other"};
+                                    "pipe",    "fifo",      "socket",      "other",
+                                    "eventfd", "timerfd",   "signalfd",    "epoll"};
 
 json Bytes(const uint8_t* p, size_t n) { return json::binary(std::vector<uint8_t>(p, p + n)); }
 
@@ -29,6 +30,39 @@ std::string Hex64(uint64_t v) {
 
 json BytesSummary(const uint8_t* p, size_t n) {
   return json{{"size", n}, {"xxh3", Hex64(XXH3_64bits(p, n))}};
+}
+
+// The state of an anon-inode descriptor, under the name of its kind; only
+// for that kind and only when it is not a dup (same_file_as).
+void EncodeAnonFd(const FileDescriptor& f, json* o) {
+  if (f.same_file_as >= 0) {
+    (*o)["same_file_as"] = f.same_file_as;
+    return;
+  }
+  switch (f.kind) {
+    case FileDescriptor::Kind::kEventfd:
+      (*o)["eventfd"] = {{"count", f.eventfd.count}, {"semaphore", f.eventfd.semaphore}};
+      break;
+    case FileDescriptor::Kind::kTimerfd: {
+      const TimerfdState& t = f.timerfd;
+      (*o)["timerfd"] = {{"clockid", t.clockid},         {"ticks", t.ticks},
+                         {"settime_flags", t.settime_flags}, {"value_ns", t.value_ns},
+                         {"interval_ns", t.interval_ns}, {"clock_ns", t.clock_ns}};
+      break;
+    }
+    case FileDescriptor::Kind::kSignalfd:
+      (*o)["signalfd"] = {{"sigmask", f.signalfd.sigmask}};
+      break;
+    case FileDescriptor::Kind::kEpoll: {
+      json targets = json::array();
+      for (const EpollTarget& t : f.epoll.targets)
+        targets.push_back({{"fd", t.fd}, {"events", t.events}, {"data", t.data}, {"restorable", t.restorable}});
+      (*o)["epoll"] = {{"targets", std::move(targets)}};
+      break;
+    }
+    default:
+      break;
+  }
 }
 
 // Builds the full model; `display` selects the text-safe summary of byte arrays.
@@ -147,6 +181,7 @@ json Encode(const ProcessImage& img, bool display) {
                    {"rdev", f.rdev},
                    {"stdio_alias", f.stdio_alias},
                    {"socket", std::move(sock)}});
+    EncodeAnonFd(f, &fds.back());
   }
   j["fds"] = std::move(fds);
   json pipes = json::array();
@@ -271,6 +306,36 @@ void DecodePending(Decoder& d, const json& obj, const char* key, const std::stri
     d.Binary(e, "siginfo", p, s.siginfo.data(), s.siginfo.size(), nullptr);
     out->push_back(s);
   });
+}
+
+void DecodeAnonFd(Decoder& d, const json& e, const std::string& p, FileDescriptor* f) {
+  d.Get(e, "same_file_as", &f->same_file_as, p);
+  if (const json* v = d.Field(e, "eventfd", p)) {
+    const std::string q = p + ".eventfd";
+    d.Get(*v, "count", &f->eventfd.count, q);
+    d.Get(*v, "semaphore", &f->eventfd.semaphore, q);
+  }
+  if (const json* v = d.Field(e, "timerfd", p)) {
+    const std::string q = p + ".timerfd";
+    TimerfdState& t = f->timerfd;
+    d.Get(*v, "clockid", &t.clockid, q);
+    d.Get(*v, "ticks", &t.ticks, q);
+    d.Get(*v, "settime_flags", &t.settime_flags, q);
+    d.Get(*v, "value_ns", &t.value_ns, q);
+    d.Get(*v, "interval_ns", &t.interval_ns, q);
+    d.Get(*v, "clock_ns", &t.clock_ns, q);
+  }
+  if (const json* v = d.Field(e, "signalfd", p)) d.Get(*v, "sigmask", &f->signalfd.sigmask, p + ".signalfd");
+  if (const json* v = d.Field(e, "epoll", p)) {
+    d.Array(*v, "targets", p + ".epoll", 1 << 20, [&](const json& t, size_t, const std::string& q) {
+      EpollTarget et;
+      d.Get(t, "fd", &et.fd, q);
+      d.Get(t, "events", &et.events, q);
+      d.Get(t, "data", &et.data, q);
+      d.Get(t, "restorable", &et.restorable, q);
+      f->epoll.targets.push_back(et);
+    });
+  }
 }
 
 }  // namespace
@@ -443,6 +508,7 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
         d.Binary(m, "bytes", mp, nullptr, 0, &s.queued.back());
       });
     }
+    DecodeAnonFd(d, e, p, &f);  // absent in older images: defaults
     img.fds.push_back(std::move(f));
   });
   // Absent in images written before pipe contents were recorded: none.

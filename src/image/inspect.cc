@@ -59,6 +59,41 @@ uint64_t FileSize(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
+std::string Seconds(uint64_t ns) { return Fmt("%.6fs", static_cast<double>(ns) / 1e9); }
+
+// The recreated state of an eventfd, timerfd, signalfd or epoll descriptor.
+void PrintAnonFd(const FileDescriptor& f, std::ostream& out) {
+  using K = FileDescriptor::Kind;
+  if (f.same_file_as >= 0) {
+    if (f.kind == K::kEventfd || f.kind == K::kTimerfd || f.kind == K::kSignalfd || f.kind == K::kEpoll)
+      out << "         dup of fd " << f.same_file_as << "\n";
+    return;
+  }
+  switch (f.kind) {
+    case K::kEventfd:
+      out << Fmt("         count %" PRIu64 "%s\n", f.eventfd.count, f.eventfd.semaphore ? " semaphore" : "");
+      break;
+    case K::kTimerfd: {
+      const TimerfdState& t = f.timerfd;
+      out << Fmt("         clock %d  ticks %" PRIu64 "  next in %s  interval %s  settime flags 0%o\n",
+                 t.clockid, t.ticks, t.value_ns ? Seconds(t.value_ns).c_str() : "- (disarmed)",
+                 Seconds(t.interval_ns).c_str(), static_cast<unsigned>(t.settime_flags));
+      break;
+    }
+    case K::kSignalfd:
+      out << Fmt("         sigmask 0x%016" PRIx64 "\n", f.signalfd.sigmask);
+      break;
+    case K::kEpoll:
+      for (const EpollTarget& t : f.epoll.targets)
+        out << Fmt("         target fd %d events 0x%x data 0x%" PRIx64 "%s\n", t.fd, t.events, t.data,
+                   t.restorable ? "" : "  (not restorable)");
+      if (f.epoll.targets.empty()) out << "         no targets\n";
+      break;
+    default:
+      break;
+  }
+}
+
 void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_size, std::ostream& out) {
   out << "format version: " << (sum ? sum->format_version : kFormatVersion) << "\n";
   out << "program:        " << m.program << "\n";
@@ -93,6 +128,7 @@ void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_siz
                f.cloexec ? " cloexec" : "", f.offset, f.path.c_str());
     if (f.stdio_alias >= 0) out << "  (shares stdio " << f.stdio_alias << ")";
     out << "\n";
+    PrintAnonFd(f, out);
   }
   out << "mapped memory:  " << HumanBytes(mapped) << "\n";
   if (sum) {

@@ -100,6 +100,35 @@ struct SocketInfo {
   // Unread data in the receive queue, copied without consuming it: a byte
   // stream, or one entry per message for SOCK_DGRAM/SOCK_SEQPACKET.
   std::vector<std::vector<uint8_t>> queued;
+// State of the anon-inode kinds (src/state/{eventfd,timerfd,signalfd,epoll}.h
+// say where each field comes from and how it is restored).  Only the struct
+// of a descriptor's own kind is meaningful.
+struct EventfdState {
+  uint64_t count = 0;        // eventfd(2) counter
+  bool semaphore = false;    // EFD_SEMAPHORE
+};
+struct TimerfdState {
+  int32_t clockid = 0;       // CLOCK_REALTIME, CLOCK_MONOTONIC, ...
+  uint64_t ticks = 0;        // expirations not yet read
+  int32_t settime_flags = 0; // TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET
+  uint64_t value_ns = 0;     // time to the next expiration (0: disarmed)
+  uint64_t interval_ns = 0;  // period (0: one-shot)
+  int64_t clock_ns = 0;      // the timer's clock when value_ns was read
+};
+struct SignalfdState {
+  uint64_t sigmask = 0;      // accepted signals, bit (signo - 1)
+};
+struct EpollTarget {
+  int32_t fd = -1;           // the watched descriptor's number in this process
+  uint32_t events = 0;       // epoll_event.events incl. EPOLLET, EPOLLONESHOT...
+  uint64_t data = 0;         // epoll_event.data
+  // The watched file is still open at `fd` (kcmp(2) KCMP_EPOLL_TFD); false
+  // when `fd` was closed (a dup keeps the registration) or now names
+  // another file: such a target cannot be restored.
+  bool restorable = true;
+};
+struct EpollState {
+  std::vector<EpollTarget> targets;
 };
 
 // One open file descriptor.
@@ -107,6 +136,7 @@ struct FileDescriptor {
   enum class Kind : uint8_t {
     kRegular = 0, kDirectory = 1, kCharDevice = 2, kTty = 3, kPipe = 4,
     kFifo = 5, kSocket = 6, kOther = 7,
+    kEventfd = 8, kTimerfd = 9, kSignalfd = 10, kEpoll = 11,
   };
   int32_t fd = -1;
   Kind kind = Kind::kOther;
@@ -122,6 +152,14 @@ struct FileDescriptor {
   // descriptors are connected to the restarting command's stdio.
   int32_t stdio_alias = -1;
   SocketInfo socket;        // kind == kSocket only
+  // Anon-inode kinds: a lower descriptor of this process that shares this
+  // one's open file description (kcmp(2) KCMP_FILE), restored as a dup of
+  // it; else -1.
+  int32_t same_file_as = -1;
+  EventfdState eventfd;      // kind kEventfd
+  TimerfdState timerfd;      // kind kTimerfd
+  SignalfdState signalfd;    // kind kSignalfd
+  EpollState epoll;          // kind kEpoll
 };
 
 // Kernel-maintained mm fields restored through prctl(PR_SET_MM_MAP).

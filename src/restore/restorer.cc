@@ -33,6 +33,7 @@
 #include "restore/layout.h"
 #include "restore/objects.h"
 #include "restore/slots.h"
+#include "state/epoll.h"
 #include "state/files.h"
 #include "state/memory.h"
 #include "state/process.h"
@@ -389,6 +390,7 @@ Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
     RETURN_IF_ERROR(state::RestoreFiles(others, stdio, keep).With("restoring descriptors"));
   }
   RETURN_IF_ERROR(InstallObjectEnds(ctx, node));
+  state::RestoreEpollTargets(img);  // targets are named by number: only now all in place
 
   // BlobArgs: the other modules' parts, then ours.
   for (size_t i = 0; i < img.threads.size() && i < static_cast<size_t>(kBlobMaxThreads); ++i)

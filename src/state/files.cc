@@ -20,6 +20,7 @@
 #include <set>
 
 #include "common/scoped_fd.h"
+#include "state/anon_inode.h"
 
 namespace stasis::state {
 namespace {
@@ -175,6 +176,11 @@ StatusOr<ScopedFd> OpenOne(const image::FileDescriptor& f, const int stdio[3], i
       if (fd < 0) return Status::Errno(who + ": opening /dev/null in place of the terminal");
       return ScopedFd(fd);
     }
+    case Kind::kEventfd:
+    case Kind::kTimerfd:
+    case Kind::kSignalfd:
+    case Kind::kEpoll:
+      return RestoreAnonFd(f, warn_fd);
     default:
       return ReplaceByDevNull(f, warn_fd);
   }
@@ -212,6 +218,10 @@ const char* FdKindName(Kind kind) {
     case Kind::kFifo: return "FIFO";
     case Kind::kSocket: return "socket";
     case Kind::kOther: return "special file";
+    case Kind::kEventfd: return "eventfd";
+    case Kind::kTimerfd: return "timerfd";
+    case Kind::kSignalfd: return "signalfd";
+    case Kind::kEpoll: return "epoll";
   }
   return "unknown";
 }
@@ -249,7 +259,7 @@ StatusOr<Fdinfo> ParseFdinfo(const std::string& text) {
 Kind ClassifyFd(const std::string& link, mode_t mode, dev_t rdev) {
   if (StartsWith(link, "pipe:[")) return Kind::kPipe;
   if (StartsWith(link, "socket:[")) return Kind::kSocket;
-  if (StartsWith(link, "anon_inode:")) return Kind::kOther;
+  if (StartsWith(link, "anon_inode:")) return ClassifyAnonInode(link);
   if (S_ISREG(mode)) return Kind::kRegular;
   if (S_ISDIR(mode)) return Kind::kDirectory;
   if (S_ISFIFO(mode)) return Kind::kFifo;
@@ -297,6 +307,7 @@ StatusOr<std::vector<image::FileDescriptor>> CaptureFiles(const ProcTarget& targ
     if (f.kind == Kind::kRegular) f.size = static_cast<uint64_t>(st.st_size);
     if (f.kind == Kind::kCharDevice || f.kind == Kind::kTty) f.rdev = st.st_rdev;
     f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    if (IsAnonKind(f.kind)) RETURN_IF_ERROR(CaptureAnonFd(target, *info_text, &f).With(ctx));
 
     if (n <= 2) {
       f.stdio_alias = n;
@@ -319,6 +330,7 @@ StatusOr<std::vector<image::FileDescriptor>> CaptureFiles(const ProcTarget& targ
     }
     out.push_back(std::move(f));
   }
+  RelateAnonFds(target, &out);
   return out;
 }
 
@@ -389,11 +401,19 @@ Status RestoreFiles(const image::ProcessImage& img, const int stdio[3],
 
   std::vector<ScopedFd> temps;
   temps.reserve(todo.size());
+  std::map<int, int> temp_of;  // image fd -> its temp number, for same_file_as
   for (const image::FileDescriptor* f : todo) {
-    ASSIGN_OR_RETURN(ScopedFd opened, OpenOne(*f, stdio, warn_fd));
+    ScopedFd opened;
+    if (f->same_file_as >= 0 && temp_of.count(f->same_file_as)) {
+      opened.reset(::fcntl(temp_of[f->same_file_as], F_DUPFD_CLOEXEC, 0));  // a dup (anon_inode.h)
+      if (!opened) return Status::Errno(FdPrefix(f->fd) + ": dup of fd " + std::to_string(f->same_file_as));
+    } else {
+      ASSIGN_OR_RETURN(opened, OpenOne(*f, stdio, warn_fd));
+    }
     int t = ::fcntl(opened.get(), F_DUPFD_CLOEXEC, base);
     if (t < 0) return Status::Errno(FdPrefix(f->fd) + ": " + f->path + ": F_DUPFD to " + std::to_string(base));
     temps.emplace_back(t);
+    temp_of[f->fd] = t;
   }
   // The stdio copies are no longer needed and may sit on target numbers.
   for (int k = 0; k < 3; ++k) {

@@ -12,7 +12,10 @@
 //     stdin/stdout/stderr -- output goes where `stasis restart` sends it;
 //   * /dev/null, /dev/zero, /dev/urandom... are reopened; a tty that is not
 //     stdio is reopened as /dev/tty if there is one, else /dev/null;
-//   * other kinds (pipes, sockets, eventfd...) outside stdio usually lead
+//   * eventfd, timerfd, signalfd and epoll descriptors are recreated with
+//     their state (state/anon_inode.h and one module per kind); epoll
+//     targets are added by RestoreEpollTargets after all descriptors;
+//   * other kinds (pipes, sockets, ...) outside stdio usually lead
 //     outside the job (inherited from the shell, a server connection); they
 //     are replaced by /dev/null with a warning at restart.  Restoring pipes
 //     and sockets between processes of the job is a later step.

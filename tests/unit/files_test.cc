@@ -64,7 +64,8 @@ TEST(FilesParse, Classify) {
   EXPECT_EQ(ClassifyFd("pipe:[1234]", S_IFIFO | 0600, 0), Kind::kPipe);
   EXPECT_EQ(ClassifyFd("/tmp/fifo", S_IFIFO | 0600, 0), Kind::kFifo);
   EXPECT_EQ(ClassifyFd("socket:[99]", S_IFSOCK | 0777, 0), Kind::kSocket);
-  EXPECT_EQ(ClassifyFd("anon_inode:[eventfd]", S_IFREG | 0600, 0), Kind::kOther);
+  EXPECT_EQ(ClassifyFd("anon_inode:[eventfd]", S_IFREG | 0600, 0), Kind::kEventfd);
+  EXPECT_EQ(ClassifyFd("anon_inode:inotify", S_IFREG | 0600, 0), Kind::kOther);
   EXPECT_EQ(ClassifyFd("/etc/passwd", S_IFREG | 0644, 0), Kind::kRegular);
   EXPECT_EQ(ClassifyFd("/tmp", S_IFDIR | 0755, 0), Kind::kDirectory);
   EXPECT_EQ(ClassifyFd("/dev/null", S_IFCHR | 0666, makedev(1, 3)), Kind::kCharDevice);

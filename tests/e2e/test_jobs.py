@@ -366,7 +366,7 @@ def test_process_killed_during_checkpoint(h, reference):
     job resumes and prints exactly what an uninterrupted run prints; the
     next checkpoint succeeds without the helper; checkpoint 1 is intact
     and restarts (twice) to a correct end."""
-    n, delay = 40, 0.1
+    n, delay = 60, 0.1
     count = h.wl("count")[0]
     ref = reference(["/bin/bash", WORKLOADS_SRC / "victim.sh", count, n, 0])
     launch = h.launch(["/bin/bash", WORKLOADS_SRC / "victim.sh", count, n, delay],

@@ -1,6 +1,7 @@
 #include "job/supervisor.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -62,6 +63,36 @@ bool ProcessAlive(pid_t pid) {
 bool EnvIsOne(const char* name) {
   const char* v = getenv(name);
   return v != nullptr && std::string(v) == "1";
+}
+
+// Debug aid, a DMTCP-style pause point: with STASIS_PAUSE_AT=quiesced (every
+// checkpoint) or quiesced:GEN (checkpoint GEN only), the dump waits with every
+// process of the job quiesced: it creates <dir>/stasis_paused_<GEN> (the
+// quiesced pids, one a line) and goes on once that file is removed, after at
+// most 120 s.  Tests use it to act on a job in the middle of a checkpoint
+// (tests/e2e/test_jobs.py kills one of its processes).
+void MaybePauseWhenQuiesced(uint64_t generation, const std::string& dir,
+                            const std::vector<pid_t>& pids) {
+  const char* at = getenv("STASIS_PAUSE_AT");
+  if (at == nullptr) return;
+  const std::string spec = at;
+  if (spec != "quiesced" && spec != fmt::format("quiesced:{}", generation)) return;
+  const std::string marker = fmt::format("{}/stasis_paused_{}", dir, generation);
+  std::string text;
+  for (pid_t p : pids) text += fmt::format("{}\n", p);
+  ScopedFd fd(open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    fprintf(stderr, "stasis: pause point: cannot write %s: %s\n", marker.c_str(), strerror(errno));
+    return;
+  }
+  fd.reset();
+  fprintf(stderr, "stasis: paused with the job quiesced (checkpoint %llu): remove %s to go on\n",
+          static_cast<unsigned long long>(generation), marker.c_str());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (access(marker.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < deadline) {
+    usleep(10 * 1000);
+  }
+  unlink(marker.c_str());
 }
 
 class Supervisor {
@@ -376,6 +407,7 @@ void Supervisor::RemoveImages(uint64_t generation) {
 
 json Supervisor::Dump(uint64_t generation, const std::string& dir) {
   if (!quiesced_) return {{"ok", false}, {"error", "dump requested but the job is not quiesced"}};
+  MaybePauseWhenQuiesced(generation, dir, quiesced_pids_);
   std::map<pid_t, AgentInfo> by_pid;
   for (const auto& a : agents_->Agents()) by_pid[a.pid] = a;
   json processes = json::array();
@@ -404,8 +436,13 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
     auto res = checkpoint::DumpProcess(req);
     if (!res.ok()) {
       RemoveImages(generation);
-      return {{"ok", false},
-              {"error", fmt::format("{} (pid {}): {}", a.program, pid, res.status().message())}};
+      // A process killed while quiesced is a zombie: /proc/<pid>/mem then
+      // fails with ESRCH or EACCES, which alone would not say what happened.
+      const std::string why = ProcessAlive(pid)
+                                  ? res.status().message()
+                                  : fmt::format("it exited or was killed during the checkpoint ({})",
+                                                res.status().message());
+      return {{"ok", false}, {"error", fmt::format("{} (pid {}): {}", a.program, pid, why)}};
     }
     images_[generation].push_back(req.path);
     for (image::FileDescriptor& f : res->sockets) job_sockets.emplace_back(pid, std::move(f));

@@ -314,3 +314,94 @@ def test_restart_in_background_leaves_terminal_alone(h):
                    "restart-bg")
     shell.wait_match(r"settings .* are not applied: `stasis restart` runs in the background")
     assert shell.attrs()[3] & termios.ECHO, f"echo was turned off from the background\n{h.diag()}"
+
+
+@both_users
+def test_terminal_opened_as_dev_tty(h):
+    """A program that reads /dev/tty (stdin is /dev/null), as password
+    prompts do: the descriptor is not stdio, so it is reopened as /dev/tty
+    of the restart -- the new terminal -- with the program's settings."""
+    before, after = ["user", "mode"], ["hunter2", "mode", "quit"]
+    ref = normalize_mode(reference_answers(h, "noecho", before + after))
+    program = " ".join(h.wl("ttyecho", "noecho", "devtty"))
+    launch = launch_on_pty(h, ["/bin/sh", "-c", f"exec {program} < /dev/null"])
+    launch.wait_line("ready noecho")
+    converse(launch, before)
+    checkpoint_and_kill(h, launch)
+
+    r = restart_on_pty(h)
+    wait_until(lambda: not (r.attrs()[3] & termios.ECHO), 60,
+               "echo turned off on the new terminal", h.diag, alive=r.running)
+    converse(r, after, first=len(before) + 1)
+    assert r.wait(60) == 0, h.diag()
+    assert_concatenation([normalize_mode(launch.answers()), normalize_mode(r.answers())], ref)
+    assert "4: mode tty=yes echo=off icanon=on fg=yes" in r.answers(), h.diag()
+    assert "hunter2" not in r.lines(), f"typed text was echoed\n{h.diag()}"
+
+
+def test_ctrl_c_reaches_restarted_job(h):
+    """^C on the new terminal interrupts the restarted program: it is in
+    the terminal's foreground process group."""
+    launch = launch_on_pty(h, h.wl("ttyecho", "cooked"))
+    launch.wait_line("ready cooked")
+    converse(launch, ["a"])
+    checkpoint_and_kill(h, launch)
+    r = restart_on_pty(h)
+    converse(r, ["b"], first=2)
+    r.type("\x03", end="")
+    assert r.wait(60) == 128 + 2, h.diag()
+
+
+def test_under_tmux(h):
+    """Launched in one tmux session and restarted in another (tmux makes the
+    pseudo-terminals; keys go in with send-keys, the screen comes out with
+    capture-pane)."""
+    sock = f"stasis-{h.port}"
+    tmux = ["tmux", "-L", sock, "-f", "/dev/null"]
+    env = {"TERM": "screen"}
+
+    def screen(target):
+        r = h.run(tmux + ["capture-pane", "-p", "-t", target], env_extra=env)
+        return r.stdout.split("\n")
+
+    def wait_screen(target, line):
+        wait_until(lambda: line in screen(target), 30, f"{line!r} on the tmux screen of {target}",
+                   h.diag)
+
+    def start(session, argv):
+        cmd = " ".join(str(a) for a in argv) + f"; echo exit=$?; sleep 600"
+        r = h.run(tmux + ["new-session", "-d", "-s", session, "-x", "90", "-y", "20", cmd],
+                  env_extra=env)
+        assert r.returncode == 0, h.diag()
+
+    def send(session, text):
+        assert h.run(tmux + ["send-keys", "-t", session, "-l", text], env_extra=env).returncode == 0
+        assert h.run(tmux + ["send-keys", "-t", session, "Enter"], env_extra=env).returncode == 0
+
+    try:
+        start("one", [h.stasis_bin, "launch", "--coord-port", h.port, "-c", h.ckpt]
+              + h.wl("ttyecho", "noecho"))
+        wait_screen("one", "ready noecho")
+        send("one", "first")
+        wait_screen("one", "1: first")
+        h.checkpoint(kill=True)
+        wait_screen("one", "exit=0")
+
+        start("two", [h.stasis_bin, "restart", h.ckpt])
+        pane_tty = h.run(tmux + ["display-message", "-p", "-t", "two", "#{pane_tty}"],
+                         env_extra=env).stdout.strip()
+        fd = os.open(pane_tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            wait_until(lambda: not (termios.tcgetattr(fd)[3] & termios.ECHO), 60,
+                       f"echo turned off on {pane_tty}", h.diag)
+        finally:
+            os.close(fd)
+        send("two", "mode")
+        wait_screen("two", "2: mode tty=yes echo=off icanon=on fg=yes")
+        send("two", "size")
+        wait_screen("two", "3: size 20x90")
+        send("two", "quit")
+        wait_screen("two", "exit=0")
+        assert "mode" not in screen("two"), f"typed text was echoed\n{h.diag()}"
+    finally:
+        h.run(tmux + ["kill-server"], env_extra=env)

@@ -405,3 +405,32 @@ def test_under_tmux(h):
         assert "mode" not in screen("two"), f"typed text was echoed\n{h.diag()}"
     finally:
         h.run(tmux + ["kill-server"], env_extra=env)
+
+
+def test_stopped_job_fails_checkpoint_clearly(h):
+    """A job stopped with ^Z (or by SIGTTIN as a background reader) cannot
+    run the checkpoint handler: the checkpoint fails at once, naming the
+    process, and the job is untouched; after `fg` it checkpoints and
+    restarts normally."""
+    env = {"PS1": "$ ", "HISTFILE": "/dev/null", "TERM": "dumb"}
+    launch = launch_on_pty(h, ["/bin/bash", "--norc", "--noprofile", "-i"], env_extra=env)
+    launch.type(" ".join(h.wl("ttyecho", "cooked")))
+    launch.wait_line("ready cooked")
+    converse(launch, ["a"])
+    launch.type("\x1a", end="")  # ^Z
+    launch.wait_match(r"Stopped")
+    t0 = time.monotonic()
+    r = h.stasis("checkpoint")
+    took = time.monotonic() - t0
+    assert r.returncode != 0, h.diag()
+    assert re.search(r"pid \d+ \(ttyecho\) is stopped", r.stdout + r.stderr), h.diag()
+    assert took < 10, f"the failure took {took:.1f} s\n{h.diag()}"
+    assert not h.manifests(), h.diag()
+
+    launch.type("fg")
+    converse(launch, ["b"], first=2)
+    checkpoint_and_kill(h, launch)
+    restart = restart_on_pty(h, env_extra=env)
+    converse(restart, ["c", "quit"], first=3)
+    restart.type("exit")
+    assert restart.wait(60) == 0, h.diag()

@@ -50,13 +50,11 @@ class PtyProc(Proc):
         err = h.dir / f"{name}.err"
         err.touch()
         wargv, env = h.wrap(argv, env_extra)
-
-        def session_on_terminal():
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        popen = subprocess.Popen(wargv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                 cwd=h.dir, preexec_fn=session_on_terminal, close_fds=True)
+        # setsid --ctty: setsid(2), then TIOCSCTTY on stdin (util-linux);
+        # it does not fork, as the child is no group leader, so the pid is
+        # the new session's and process group's.
+        popen = subprocess.Popen(["setsid", "--ctty"] + wargv, stdin=slave, stdout=slave,
+                                 stderr=slave, env=env, cwd=h.dir, close_fds=True)
         os.close(slave)
         super().__init__(h, name, [str(a) for a in argv], out, err, popen)
         self.master = master

@@ -65,6 +65,18 @@ void EncodeAnonFd(const FileDescriptor& f, json* o) {
   }
 }
 
+// c_cc is small: shown as numbers in the display form.
+json EncodeTerminal(const TerminalState& t, bool display) {
+  json cc = display ? json(t.cc) : Bytes(t.cc.data(), t.cc.size());
+  return {{"iflag", t.iflag},     {"oflag", t.oflag},
+          {"cflag", t.cflag},     {"lflag", t.lflag},
+          {"line", t.line},       {"cc", std::move(cc)},
+          {"rows", t.rows},       {"cols", t.cols},
+          {"xpixel", t.xpixel},   {"ypixel", t.ypixel},
+          {"device", t.device},   {"controlling", t.controlling},
+          {"foreground_pgid", t.foreground_pgid}};
+}
+
 // Builds the full model; `display` selects the text-safe summary of byte arrays.
 json Encode(const ProcessImage& img, bool display) {
   auto bytes = [display](const uint8_t* p, size_t n) {
@@ -182,6 +194,7 @@ json Encode(const ProcessImage& img, bool display) {
                    {"stdio_alias", f.stdio_alias},
                    {"socket", std::move(sock)}});
     EncodeAnonFd(f, &fds.back());
+    if (f.terminal) fds.back()["terminal"] = EncodeTerminal(*f.terminal, display);
   }
   j["fds"] = std::move(fds);
   json pipes = json::array();
@@ -509,6 +522,25 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
       });
     }
     DecodeAnonFd(d, e, p, &f);  // absent in older images: defaults
+    // Absent for non-terminals and in images written before terminals were recorded.
+    if (const json* t = d.Field(e, "terminal", p)) {
+      TerminalState ts;
+      const std::string q = p + ".terminal";
+      d.Get(*t, "iflag", &ts.iflag, q);
+      d.Get(*t, "oflag", &ts.oflag, q);
+      d.Get(*t, "cflag", &ts.cflag, q);
+      d.Get(*t, "lflag", &ts.lflag, q);
+      d.Get(*t, "line", &ts.line, q);
+      d.Binary(*t, "cc", q, nullptr, 0, &ts.cc);
+      d.Get(*t, "rows", &ts.rows, q);
+      d.Get(*t, "cols", &ts.cols, q);
+      d.Get(*t, "xpixel", &ts.xpixel, q);
+      d.Get(*t, "ypixel", &ts.ypixel, q);
+      d.Get(*t, "device", &ts.device, q);
+      d.Get(*t, "controlling", &ts.controlling, q);
+      d.Get(*t, "foreground_pgid", &ts.foreground_pgid, q);
+      f.terminal = std::move(ts);
+    }
     img.fds.push_back(std::move(f));
   });
   // Absent in images written before pipe contents were recorded: none.

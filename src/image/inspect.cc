@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
 #include <time.h>
 
 #include <cinttypes>
@@ -127,6 +129,15 @@ void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_siz
     out << Fmt("  %4d %-11s flags 0%o%s offset %" PRIu64 "  %s", f.fd, FdKindName(f.kind), f.flags,
                f.cloexec ? " cloexec" : "", f.offset, f.path.c_str());
     if (f.stdio_alias >= 0) out << "  (shares stdio " << f.stdio_alias << ")";
+    if (f.terminal) {
+      const TerminalState& t = *f.terminal;
+      out << Fmt("\n       terminal %u:%u %ux%u %secho %sicanon", major(t.device), minor(t.device), t.rows,
+                 t.cols, (t.lflag & ECHO) ? "" : "-", (t.lflag & ICANON) ? "" : "-");
+      if (t.controlling) {
+        out << (t.foreground_pgid > 0 ? Fmt(" controlling, foreground group %d", t.foreground_pgid)
+                                      : std::string(" controlling, foreground group outside the job"));
+      }
+    }
     out << "\n";
     PrintAnonFd(f, out);
   }

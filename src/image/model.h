@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,8 @@ struct SocketInfo {
   // Unread data in the receive queue, copied without consuming it: a byte
   // stream, or one entry per message for SOCK_DGRAM/SOCK_SEQPACKET.
   std::vector<std::vector<uint8_t>> queued;
+};
+
 // State of the anon-inode kinds (src/state/{eventfd,timerfd,signalfd,epoll}.h
 // say where each field comes from and how it is restored).  Only the struct
 // of a descriptor's own kind is meaningful.
@@ -131,6 +134,24 @@ struct EpollState {
   std::vector<EpollTarget> targets;
 };
 
+// A terminal as seen through one descriptor at checkpoint (src/state/tty.h):
+// its settings (termios(3), read with TCGETS), window size (TIOCGWINSZ) and,
+// if it was the process's controlling terminal, its foreground process group
+// (proc(5) /proc/<pid>/stat fields 7 and 8).
+struct TerminalState {
+  uint32_t iflag = 0, oflag = 0, cflag = 0, lflag = 0;  // termios c_iflag ... c_lflag
+  uint8_t line = 0;                 // c_line, the line discipline
+  std::vector<uint8_t> cc;          // c_cc, the special characters (NCCS entries)
+  uint16_t rows = 0, cols = 0;      // window size, characters
+  uint16_t xpixel = 0, ypixel = 0;  // window size, pixels (often 0)
+  uint64_t device = 0;              // the terminal device (TIOCGDEV), makedev(3) encoding
+  bool controlling = false;         // the process's controlling terminal
+  // Its foreground process group, in the job's pid namespace: > 0 a group
+  // of the job, 0 a group outside the job (e.g. the launching shell's job);
+  // meaningful only if `controlling`.
+  int32_t foreground_pgid = 0;
+};
+
 // One open file descriptor.
 struct FileDescriptor {
   enum class Kind : uint8_t {
@@ -160,6 +181,9 @@ struct FileDescriptor {
   TimerfdState timerfd;      // kind kTimerfd
   SignalfdState signalfd;    // kind kSignalfd
   EpollState epoll;          // kind kEpoll
+  // Terminals (kind kTty): what the restart reapplies to the new terminal.
+  // Absent if the terminal could not be read (hung up) or in older images.
+  std::optional<TerminalState> terminal;
 };
 
 // Kernel-maintained mm fields restored through prctl(PR_SET_MM_MAP).

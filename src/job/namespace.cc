@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "state/tty.h"
+
 namespace stasis::job {
 namespace {
 
@@ -260,6 +262,9 @@ StatusOr<int> RunInJobNamespace(const std::function<int(InitContext&)>& init) {
   sigset_t handled = HandledSignals(), original_mask;
   sigprocmask(SIG_BLOCK, &handled, &original_mask);
   const pid_t launcher = getpid();
+  // Outside the job's pid namespace, where our process group is visible:
+  // whether we run in the foreground of our terminal (state/tty.h).
+  state::NoteCallerTerminal();
   const uid_t uid = getuid();
   const gid_t gid = getgid();
 

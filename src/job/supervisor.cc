@@ -60,6 +60,33 @@ bool ProcessAlive(pid_t pid) {
   return paren != nullptr && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
+// Processes of the job (its /proc) in job-control stop (state 'T': ^Z,
+// SIGSTOP, or SIGTTIN/SIGTTOU from reading or setting up the terminal in
+// the background), with their program names.  Their threads cannot run the
+// agent's checkpoint handler until they are continued.
+std::vector<std::string> StoppedProcesses() {
+  std::vector<std::string> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (struct dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 1) continue;
+    FILE* f = fopen(fmt::format("/proc/{}/stat", pid).c_str(), "re");
+    if (f == nullptr) continue;
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char* open = strchr(buf, '(');
+    const char* close = strrchr(buf, ')');
+    if (open == nullptr || close == nullptr || close[1] != ' ' || close[2] != 'T') continue;
+    out.push_back(fmt::format("pid {} ({})", pid, std::string(open + 1, close)));
+  }
+  closedir(d);
+  return out;
+}
+
 bool EnvIsOne(const char* name) {
   const char* v = getenv(name);
   return v != nullptr && std::string(v) == "1";
@@ -483,6 +510,17 @@ std::vector<pid_t> Supervisor::ProcessesWithoutAgent(const std::vector<pid_t>& a
 // (resume) and retried after waiting for the missing agents; a process
 // that never gets an agent (statically linked) is left out with a warning.
 json Supervisor::Quiesce(uint64_t generation) {
+  // Fail at once rather than after kQuiesceTimeout (or, if it stopped
+  // before its agent connected, leaving it out as agentless).
+  if (std::vector<std::string> stopped = StoppedProcesses(); !stopped.empty()) {
+    std::string names;
+    for (const auto& s : stopped) names += (names.empty() ? "" : ", ") + s;
+    return {{"ok", false},
+            {"error", fmt::format("{} {} stopped (^Z, SIGSTOP, or SIGTTIN/SIGTTOU: a background job "
+                                  "that used the terminal); stopped processes cannot be "
+                                  "checkpointed yet: continue them (fg, bg, kill -CONT) first",
+                                  names, stopped.size() == 1 ? "is" : "are")}};
+  }
   constexpr int kAttempts = 5;
   constexpr double kAgentWait = 0.5;  // seconds per attempt, for all missing agents
   for (int attempt = 1;; ++attempt) {

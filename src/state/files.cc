@@ -21,6 +21,7 @@
 
 #include "common/scoped_fd.h"
 #include "state/anon_inode.h"
+#include "state/tty.h"
 
 namespace stasis::state {
 namespace {
@@ -308,6 +309,11 @@ StatusOr<std::vector<image::FileDescriptor>> CaptureFiles(const ProcTarget& targ
     if (f.kind == Kind::kCharDevice || f.kind == Kind::kTty) f.rdev = st.st_rdev;
     f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     if (IsAnonKind(f.kind)) RETURN_IF_ERROR(CaptureAnonFd(target, *info_text, &f).With(ctx));
+    if (f.kind == Kind::kTty) {
+      // Settings to reapply at restart (tty.h); none if it hung up.
+      auto terminal = CaptureTerminal(target, n);
+      if (terminal.ok()) f.terminal = std::move(terminal).value();
+    }
 
     if (n <= 2) {
       f.stdio_alias = n;
@@ -415,6 +421,11 @@ Status RestoreFiles(const image::ProcessImage& img, const int stdio[3],
     temps.emplace_back(t);
     temp_of[f->fd] = t;
   }
+  std::vector<RestoredTerminalFd> terminals;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (todo[i]->terminal) terminals.push_back({todo[i], temps[i].get()});
+  }
+  RestoreTerminals(img, terminals, NotedCallerTerminal(), warn_fd);
   // The stdio copies are no longer needed and may sit on target numbers.
   for (int k = 0; k < 3; ++k) {
     if (stdio[k] < 0 || keep_set.count(stdio[k])) continue;

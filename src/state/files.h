@@ -11,14 +11,23 @@
 //     (kcmp(2) KCMP_FILE) are connected to the restarting command's
 //     stdin/stdout/stderr -- output goes where `stasis restart` sends it;
 //   * /dev/null, /dev/zero, /dev/urandom... are reopened; a tty that is not
-//     stdio is reopened as /dev/tty if there is one, else /dev/null;
+//     stdio is reopened as /dev/tty (the restart's controlling terminal) if
+//     there is one, else /dev/null;
+//   * terminals (stdio or not) also carry their settings: the program's
+//     termios (raw, no echo...) is reapplied to the terminal the descriptor
+//     leads to at restart, a job-owned foreground process group gets the
+//     new terminal's foreground back, and SIGWINCH tells the program the
+//     window size changed -- see tty.h, whose capture and restore are
+//     called from CaptureFiles and RestoreFiles;
 //   * eventfd, timerfd, signalfd and epoll descriptors are recreated with
 //     their state (state/anon_inode.h and one module per kind); epoll
 //     targets are added by RestoreEpollTargets after all descriptors;
-//   * other kinds (pipes, sockets, ...) outside stdio usually lead
-//     outside the job (inherited from the shell, a server connection); they
-//     are replaced by /dev/null with a warning at restart.  Restoring pipes
-//     and sockets between processes of the job is a later step.
+//   * pipes and sockets between processes of the job are recreated once and
+//     installed by the restorer (restore/objects.h, state/pipes.h,
+//     state/sockets.h);
+//   * a pipe whose reader is outside the job (inherited from the shell) and
+//     kinds without a module (inotify, a pty master...) are replaced by
+//     /dev/null with a warning at restart.
 #pragma once
 
 #include <sys/types.h>

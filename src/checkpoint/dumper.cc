@@ -135,7 +135,7 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   ASSIGN_OR_RETURN(std::unique_ptr<image::ImageWriter> writer,
                    image::ImageWriter::Create(req.path, req.compression, req.worker_threads));
   RETURN_IF_ERROR(writer->SetMetadata(img).With("writing metadata"));
-  auto pages = state::DumpPages(target, img.areas, *writer);
+  auto pages = state::DumpPages(target, img.areas, *writer, req.shmem_done);
   if (!pages.ok()) return pages.status().With("memory pages");
   result.stored_pages = *pages;
   auto size = writer->Commit();

@@ -14,6 +14,7 @@
 #include "common/status.h"
 #include "image/model.h"
 #include "image/writer.h"
+#include "state/shmem.h"
 
 namespace stasis::checkpoint {
 
@@ -27,6 +28,9 @@ struct DumpRequest {
   int worker_threads = 2;
   // Ranges not to capture (the previous restorer region after a restart).
   std::vector<std::pair<uint64_t, uint64_t>> exclude;
+  // Pages of shared memory objects already stored by this checkpoint's
+  // earlier images (state/shmem.h); updated.  nullptr: store all.
+  state::ShmemPages* shmem_done = nullptr;
 };
 
 struct DumpResult {

@@ -112,7 +112,8 @@ json Encode(const ProcessImage& img, bool display) {
     json o{{"start", a.start},         {"end", a.end},
            {"prot", a.prot},           {"kind", AreaKindName(a.kind)},
            {"name", a.name},           {"file_offset", a.file_offset},
-           {"file_size", a.file_size}, {"file_mtime_ns", a.file_mtime_ns}};
+           {"file_size", a.file_size}, {"file_mtime_ns", a.file_mtime_ns},
+           {"shmem_id", a.shmem_id}};
     if (display) o["stored_pages"] = a.stored_pages;
     areas.push_back(std::move(o));
   }
@@ -404,6 +405,7 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
     d.Enum(e, "kind", p, kAreaKinds, &a.kind);
     d.Get(e, "name", &a.name, p);
     d.Get(e, "file_offset", &a.file_offset, p);
+    d.Get(e, "shmem_id", &a.shmem_id, p);  // absent in older images: 0
     d.Get(e, "file_size", &a.file_size, p);
     d.Get(e, "file_mtime_ns", &a.file_mtime_ns, p);
     if (d.status.ok() && (a.end < a.start || a.start % kPageSize || a.end % kPageSize))

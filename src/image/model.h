@@ -37,6 +37,10 @@ struct MemoryArea {
   // changed library is reported instead of silently mapped.
   uint64_t file_size = 0;
   int64_t file_mtime_ns = 0;
+  // Shared memory object whose contents the checkpoint saves (state/shmem.h;
+  // the same id in every process that maps it), 0: none.  For such areas
+  // file_offset is the offset into the object.
+  uint64_t shmem_id = 0;
   // Pages of this area stored in the image.  Not serialised: the reader
   // counts them from the page blocks (ImageReader::ReadAll).
   uint64_t stored_pages = 0;

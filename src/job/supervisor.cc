@@ -443,6 +443,7 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
   if (Status st = state::FlushSendQueues(quiesced_pids_); !st.ok())
     return {{"ok", false}, {"error", st.message()}};
   std::vector<std::pair<int32_t, image::FileDescriptor>> job_sockets;
+  state::ShmemPages shmem_done;  // each shared memory page goes into one image
   for (pid_t pid : quiesced_pids_) {
     auto it = by_pid.find(pid);
     if (it == by_pid.end()) {
@@ -460,6 +461,7 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
     req.generation = generation;
     req.job_id = job_id_;
     req.worker_threads = 2;
+    req.shmem_done = &shmem_done;
     auto res = checkpoint::DumpProcess(req);
     if (!res.ok()) {
       RemoveImages(generation);

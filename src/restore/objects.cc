@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
 #include "state/pipes.h"
+#include "state/shmem.h"
 #include "state/sockets.h"
 
 namespace stasis::restore {
@@ -144,11 +146,39 @@ void PlanSockets(const TreePlan& plan, const std::vector<const image::ProcessIma
     for (auto& o : *v) out->push_back(std::move(o));
 }
 
+void PlanShmem(const TreePlan& plan, const std::vector<const image::ProcessImage*>& images,
+               std::vector<PlannedObject>* out) {
+  std::map<uint64_t, PlannedObject> by_id;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const size_t node = plan.node_of_process[i];
+    for (const image::MemoryArea& a : images[i]->areas) {
+      if (a.shmem_id == 0) continue;
+      PlannedObject& o = by_id[a.shmem_id];
+      if (o.ends.empty()) {
+        o.kind = PlannedObject::Kind::kShmem;
+        o.shmem_id = a.shmem_id;
+        o.shmem_name = a.name;
+        o.what = "shared memory " + (a.name.empty() ? std::string("(anonymous)") : a.name);
+      }
+      if (o.shmem_path.empty()) o.shmem_path = state::ShmemPath(a);
+      o.shmem_size = std::max({o.shmem_size, a.file_offset + a.size(), o.shmem_path.empty() ? 0 : a.file_size});
+      bool have = false;
+      for (const ObjectEnd& e : o.ends) have |= e.node == node;
+      if (!have) o.ends.push_back({node, -1, 0, true});
+    }
+  }
+  for (auto& [id, o] : by_id) {
+    o.creator = CommonAncestor(plan, o.ends);
+    out->push_back(std::move(o));
+  }
+}
+
 }  // namespace
 
 StatusOr<std::vector<PlannedObject>> PlanObjects(const TreePlan& plan,
                                                  const std::vector<const image::ProcessImage*>& images) {
   ASSIGN_OR_RETURN(std::vector<PlannedObject> out, PlanPipes(plan, images));
+  PlanShmem(plan, images, &out);
   PlanSockets(plan, images, &out);
   return out;
 }
@@ -157,7 +187,7 @@ bool IsPlannedFd(const std::vector<PlannedObject>& objects, const TreePlan& plan
   const size_t node = plan.node_of_process[process];
   for (const PlannedObject& o : objects)
     for (const ObjectEnd& e : o.ends)
-      if (e.node == node && e.fd == fd) return true;
+      if (e.node == node && e.fd == fd && fd >= 0) return true;
   return false;
 }
 

@@ -27,7 +27,7 @@ namespace stasis::restore {
 // One descriptor to install from a planned object.
 struct ObjectEnd {
   size_t node = 0;        // who holds it
-  int32_t fd = -1;        // its number there
+  int32_t fd = -1;        // its number there (-1: none, the object is only mapped)
   int end = 0;            // which of the object's descriptors (pipe: 0 read, 1 write)
   bool cloexec = false;
 };
@@ -37,6 +37,8 @@ struct PlannedObject {
     kPipe,        // ends 0 (read), 1 (write); `bytes` refilled
     kSocketPair,  // a connection with both ends in the job: ends 0 (sockets[0]), 1 (sockets[1])
     kSocket,      // a socket alone: end 0 (sockets[0])
+    kShmem,       // a shared memory object (state/shmem.h): end 0, mapped by
+                  // its holders (fd -1: no descriptor to install)
   };
   Kind kind = Kind::kPipe;
   uint64_t inode = 0;            // pipe/socket inode at checkpoint (of end 0 for pairs)
@@ -48,13 +50,19 @@ struct PlannedObject {
   bool nonblock[2] = {false, false};
   // Sockets: a descriptor of each end (its SocketInfo and open flags).
   const image::FileDescriptor* sockets[2] = {nullptr, nullptr};
+  // kShmem: id, size in bytes, name, and its /dev/shm path ("": memfd).
+  uint64_t shmem_id = 0;
+  uint64_t shmem_size = 0;
+  std::string shmem_name, shmem_path;
   std::string what;              // "pipe:[123]", "socket:[456]" for messages
 };
 
-// The objects of the job to recreate, sockets in creation order
+// The objects of the job to recreate: pipes, shared memory objects (every
+// saved shared mapping, by shmem id; sized to cover every mapping of it),
+// sockets in creation order
 // (bound/listening sockets, then connections -- a TCP connection is made
 // through the job's listener at its address --, then sockets that connect
-// to an address), after the pipes.  Pipes: every pipe with a read end in
+// to an address).  Pipes: every pipe with a read end in
 // the job that is not stdio; its write ends in the job are recreated too
 // (none: the reader gets the saved bytes, then end-of-file).  images[i] is
 // the image of TreeProcess i.  Errors: more saved pipe bytes than a pipe

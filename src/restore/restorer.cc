@@ -37,6 +37,7 @@
 #include "state/files.h"
 #include "state/memory.h"
 #include "state/process.h"
+#include "state/shmem.h"
 #include "state/signals.h"
 #include "state/sockets.h"
 #include "state/threads.h"
@@ -172,6 +173,11 @@ Status CreatePlannedObject(TreeContext& ctx, size_t k, int base) {
       fds[1 - server] = pair[1].release();
       break;
     }
+    case PlannedObject::Kind::kShmem: {
+      ASSIGN_OR_RETURN(ScopedFd fd, state::CreateShmemObject(o.shmem_name, o.shmem_path, o.shmem_size));
+      fds = {fd.release(), -1};
+      break;
+    }
     case PlannedObject::Kind::kSocket: {
       std::string warning;
       ASSIGN_OR_RETURN(ScopedFd fd, state::CreateSingleSocket(o.sockets[0]->socket, o.sockets[0]->flags, &warning));
@@ -211,7 +217,7 @@ std::vector<int> HeldObjectFds(const TreeContext& ctx) {
 Status InstallObjectEnds(TreeContext& ctx, size_t node) {
   for (size_t k = 0; k < ctx.obj_fd.size(); ++k) {
     for (const ObjectEnd& e : (*ctx.objects)[k].ends) {
-      if (e.node != node) continue;
+      if (e.node != node || e.fd < 0) continue;
       int src = ctx.obj_fd[k][e.end];
       if (src < 0 || ::dup3(src, e.fd, e.cloexec ? O_CLOEXEC : 0) < 0)
         return Status::Errno("fd " + std::to_string(e.fd) + ": installing " + (*ctx.objects)[k].what);
@@ -350,7 +356,12 @@ Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
   RETURN_IF_ERROR(CreateChildren(ctx, node, status_fd, base));
 
   // a+b: plan the layout, reserve the region, build and fill the slots.
-  ASSIGN_OR_RETURN(Slots slots, BuildSlots(img, opts.force_vdso_proxy || EnvIs1("STASIS_VDSO_PROXY")));
+  std::map<uint64_t, int> shmem_fds;  // this process's shared memory objects
+  for (size_t k = 0; k < ctx.objects->size(); ++k) {
+    const PlannedObject& o = (*ctx.objects)[k];
+    if (o.kind == PlannedObject::Kind::kShmem && ctx.obj_fd[k][0] >= 0) shmem_fds[o.shmem_id] = ctx.obj_fd[k][0];
+  }
+  ASSIGN_OR_RETURN(Slots slots, BuildSlots(img, opts.force_vdso_proxy || EnvIs1("STASIS_VDSO_PROXY"), shmem_fds));
   RETURN_IF_ERROR(LoadPages(reader, slots));
   auto* args = reinterpret_cast<BlobArgs*>(slots.layout.plan.region.start + slots.layout.plan.args_off);
   RETURN_IF_ERROR(state::RestoreProcessAttributes(img).With("restoring process attributes"));

@@ -58,7 +58,15 @@ Status MapAnon(uint64_t at, uint64_t len, int prot, int flags, const std::string
 }
 
 // One area's slot at `slot`.
-Status MapSlot(const image::MemoryArea& a, uint64_t slot) {
+Status MapSlot(const image::MemoryArea& a, uint64_t slot, const std::map<uint64_t, int>& shmem_fds) {
+  if (a.shmem_id != 0) {
+    auto it = shmem_fds.find(a.shmem_id);
+    if (it == shmem_fds.end()) return Status::Error(AreaName(a) + ": its shared memory object was not recreated");
+    void* p = ::mmap(reinterpret_cast<void*>(slot), a.size(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                     it->second, static_cast<off_t>(a.file_offset));
+    if (p == MAP_FAILED) return Status::Errno(AreaName(a) + ": mmap of the recreated shared memory");
+    return Status::Ok();
+  }
   switch (a.kind) {
     case Kind::kAnonPrivate:
     case Kind::kStack:
@@ -91,7 +99,8 @@ Status MapSlot(const image::MemoryArea& a, uint64_t slot) {
 
 }  // namespace
 
-StatusOr<Slots> BuildSlots(const image::ProcessImage& img, bool force_proxy) {
+StatusOr<Slots> BuildSlots(const image::ProcessImage& img, bool force_proxy,
+                           const std::map<uint64_t, int>& shmem_fds) {
   Slots s;
   ASSIGN_OR_RETURN(s.vdso_group, state::CurrentVdsoAreas());
   if (s.vdso_group.size() > static_cast<size_t>(kBlobMaxVdsoAreas))
@@ -141,7 +150,7 @@ StatusOr<Slots> BuildSlots(const image::ProcessImage& img, bool force_proxy) {
   }
   for (size_t i = 0; i < img.areas.size(); ++i) {
     if (rp.slot_off[i] == UINT64_MAX) continue;
-    RETURN_IF_ERROR(MapSlot(img.areas[i], base + rp.slot_off[i]));
+    RETURN_IF_ERROR(MapSlot(img.areas[i], base + rp.slot_off[i], shmem_fds));
   }
 
   if (s.layout.vdso.proxy) {
@@ -165,7 +174,7 @@ Status LoadPages(image::ImageReader& reader, const Slots& slots) {
   auto sink = [&](uint32_t idx, uint64_t first, const uint8_t* data, uint32_t n) -> Status {
     if (idx >= img.areas.size()) return Status::Error("pages for area " + std::to_string(idx) + ", which does not exist");
     const image::MemoryArea& a = img.areas[idx];
-    if (rp.slot_off[idx] == UINT64_MAX || a.kind == Kind::kFileShared)
+    if (rp.slot_off[idx] == UINT64_MAX || (a.kind == Kind::kFileShared && a.shmem_id == 0))
       return Status::Error(AreaName(a) + ": the image holds pages for an area that has none");
     const uint64_t npages = a.size() / kPage;
     if (first > npages || n > npages - first)

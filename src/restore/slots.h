@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "common/status.h"
@@ -29,7 +30,10 @@ struct Slots {
 // memory, or the area's file mapped again (MAP_PRIVATE: COW pages are
 // overwritten by LoadPages; MAP_SHARED: the file holds the data).
 // Errors name the area and file.
-StatusOr<Slots> BuildSlots(const image::ProcessImage& img, bool force_proxy);
+// `shmem_fds`: the recreated shared memory objects by shmem id (state/
+// shmem.h); an area with a shmem id is mapped MAP_SHARED from its object.
+StatusOr<Slots> BuildSlots(const image::ProcessImage& img, bool force_proxy,
+                           const std::map<uint64_t, int>& shmem_fds);
 
 // Streams and verifies every page block of the image into the slots
 // (ImageReader::ReadPages); checks each run against its area's bounds.

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <map>
 
 #include "common/scoped_fd.h"
+#include "state/shmem.h"
 
 namespace stasis::state {
 namespace {
@@ -110,11 +112,16 @@ Kind Classify(const std::string& name, bool shared) {
   // "", "[anon:<name>]" (PR_SET_VMA_ANON_NAME) and other bracketed names.
   if (name.empty() || name[0] == '[') return shared ? Kind::kAnonShared : Kind::kAnonPrivate;
   // Shared anonymous memory is shmem named after /dev/zero; SysV segments
-  // and memfds cannot be reopened by path, so their pages are stored like
-  // shared anonymous memory (sharing with other processes is not kept).
+  // and memfds cannot be reopened by path either: their pages are stored
+  // and the object recreated once for all processes (shmem.h).
   if (StartsWith(name, "/dev/zero") || StartsWith(name, "/SYSV") || StartsWith(name, "/memfd:"))
     return shared ? Kind::kAnonShared : Kind::kAnonPrivate;
   return shared ? Kind::kFileShared : Kind::kFilePrivate;
+}
+
+bool IsDeletedName(const std::string& name) {
+  static const std::string kDeleted = " (deleted)";
+  return name.size() >= kDeleted.size() && name.compare(name.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0;
 }
 
 bool IsFileKind(Kind k) { return k == Kind::kFilePrivate || k == Kind::kFileShared; }
@@ -186,8 +193,9 @@ StatusOr<std::vector<MemoryArea>> ParseMaps(const std::string& text) {
     a.prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
              (perms[2] == 'x' ? PROT_EXEC : 0);
     a.kind = Classify(name, perms[3] == 's');
+    a.shmem_id = ShmemId(name, perms[3] == 's', makedev(dmaj, dmin), inode);
     a.name = std::move(name);
-    a.file_offset = IsFileKind(a.kind) ? off : 0;
+    a.file_offset = IsFileKind(a.kind) || a.shmem_id != 0 ? off : 0;
     out.push_back(std::move(a));
   }
   return out;
@@ -203,11 +211,16 @@ StatusOr<std::vector<MemoryArea>> CaptureAreas(
   std::map<std::string, std::pair<uint64_t, int64_t>> identity;  // name -> size, mtime
   for (auto& a : *parsed) {
     bool excluded = false;
+    if (a.shmem_id != 0 && a.kind == Kind::kFileShared && !IsDeletedName(a.name)) {
+      // A /dev/shm object: its size at checkpoint is what restart recreates.
+      struct stat st;
+      if (::stat(a.name.c_str(), &st) == 0) a.file_size = static_cast<uint64_t>(st.st_size);
+    }
     for (auto& [s, len] : exclude) {
       if (a.start < s + len && s < a.end) excluded = true;
     }
     if (excluded) continue;
-    if (IsFileKind(a.kind)) {
+    if (IsFileKind(a.kind) && a.shmem_id == 0) {
       auto it = identity.find(a.name);
       if (it == identity.end()) {
         // map_files/ names the very file mapped, even if renamed or deleted;
@@ -230,7 +243,7 @@ StatusOr<std::vector<MemoryArea>> CaptureAreas(
 }
 
 StatusOr<uint64_t> DumpPages(const ProcTarget& target, std::vector<MemoryArea>& areas,
-                             image::ImageWriter& writer) {
+                             image::ImageWriter& writer, ShmemPages* shmem_done) {
   if (!target.mem.valid()) return Status::Error("pid " + std::to_string(target.pid) + ": mem not open");
   std::string pm_path = target.ProcPath("pagemap");
   ScopedFd pm(::open(pm_path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -252,9 +265,18 @@ StatusOr<uint64_t> DumpPages(const ProcTarget& target, std::vector<MemoryArea>& 
   for (size_t idx = 0; idx < areas.size(); ++idx) {
     MemoryArea& a = areas[idx];
     a.stored_pages = 0;
-    bool anon = IsAnonKind(a.kind);
+    const bool shmem = a.shmem_id != 0;
+    bool anon = IsAnonKind(a.kind) || shmem;
     if (!anon && a.kind != Kind::kFilePrivate) continue;
     const uint64_t npages = a.size() / kPage;
+    // Shared objects: pages [first_obj, first_obj + npages) of the object;
+    // those stored by an earlier process of this checkpoint are skipped.
+    std::vector<bool>* done = nullptr;
+    const uint64_t first_obj = a.file_offset / kPage;
+    if (shmem && shmem_done != nullptr) {
+      done = &(*shmem_done)[a.shmem_id];
+      if (done->size() < first_obj + npages) done->resize(first_obj + npages, false);
+    }
     auto fail_ctx = [&](const Status& s) {
       return s.With("area " + Hex(a.start) + "-" + Hex(a.end) + " " + a.name);
     };
@@ -294,6 +316,24 @@ StatusOr<uint64_t> DumpPages(const ProcTarget& target, std::vector<MemoryArea>& 
       return Status::Ok();
     };
 
+    if (shmem) {
+      // Every page of the object, present here or not (see shmem.h).
+      uint64_t i = 0;
+      while (i < npages) {
+        while (i < npages && done && (*done)[first_obj + i]) ++i;
+        uint64_t j = i;
+        while (j < npages && !(done && (*done)[first_obj + j])) ++j;
+        if (j > i) {
+          Status s = emit_run(i, j - i);
+          if (!s.ok()) return fail_ctx(s);
+          if (done)
+            for (uint64_t k = i; k < j; ++k) (*done)[first_obj + k] = true;
+        }
+        i = j;
+      }
+      total += a.stored_pages;
+      continue;
+    }
     for (uint64_t c = 0; c < npages; c += kPmChunk) {
       uint64_t cnt = npages - c < kPmChunk ? npages - c : kPmChunk;
       Status st = PreadFull(pm.get(), pmbuf.data(), cnt * 8, (a.start / kPage + c) * 8, pm_path);
@@ -323,7 +363,7 @@ StatusOr<uint64_t> DumpPages(const ProcTarget& target, std::vector<MemoryArea>& 
 Status CheckAreaFiles(const image::ProcessImage& img) {
   std::map<std::string, bool> checked;
   for (const MemoryArea& a : img.areas) {
-    if (!IsFileKind(a.kind) || checked.count(a.name)) continue;
+    if (!IsFileKind(a.kind) || a.shmem_id != 0 || checked.count(a.name)) continue;
     checked[a.name] = true;
     const std::string where = "mapped file " + a.name + " (area " + Hex(a.start) + "-" + Hex(a.end) + ")";
     const char kDeleted[] = " (deleted)";

@@ -23,6 +23,7 @@
 #include "image/reader.h"
 #include "image/writer.h"
 #include "state/proc_target.h"
+#include "state/shmem.h"
 
 namespace stasis::state {
 
@@ -33,10 +34,12 @@ namespace stasis::state {
 StatusOr<std::vector<image::MemoryArea>> CaptureAreas(
     const ProcTarget& target, const std::vector<std::pair<uint64_t, uint64_t>>& exclude = {});
 
-// Streams the pages that must be stored (see above) into `writer`; sets
-// areas[i].stored_pages.  Returns the number of pages stored.
+// Streams the pages that must be stored (see above; shared memory objects:
+// shmem.h) into `writer`; sets areas[i].stored_pages.  `shmem_done`: the
+// pages of shared objects already stored in this checkpoint (updated;
+// nullptr: store them all).  Returns the number of pages stored.
 StatusOr<uint64_t> DumpPages(const ProcTarget& target, std::vector<image::MemoryArea>& areas,
-                             image::ImageWriter& writer);
+                             image::ImageWriter& writer, ShmemPages* shmem_done = nullptr);
 
 // Checks, before any process is created, that every file a file-backed area
 // needs exists with the size and mtime recorded at checkpoint.  The error

@@ -213,15 +213,19 @@ Status Bind(int fd, const std::vector<uint8_t>& addr, const std::string& who) {
   return Status::Errno(who + ": bind to " + SocketAddressText(addr));
 }
 
-// A Unix socket path left behind by the checkpointed run: remove it so the
-// address can be bound again (only if it is a socket, never other files).
-void RemoveStaleSocketFile(const std::vector<uint8_t>& addr) {
+// Prepares a Unix socket path for bind: a socket file left behind by the
+// checkpointed run is removed (never other files), and missing parent
+// directories (a per-job temporary directory on a node-local $TMPDIR) are
+// created, mode 0700.
+void PrepareSocketPath(const std::vector<uint8_t>& addr) {
   if (addr.size() <= sizeof(sa_family_t)) return;
   const auto* un = reinterpret_cast<const sockaddr_un*>(addr.data());
   if (un->sun_path[0] == '\0') return;  // abstract
   std::string path(un->sun_path, strnlen(un->sun_path, addr.size() - sizeof(sa_family_t)));
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1))
+    (void)::mkdir(path.substr(0, at).c_str(), 0700);  // EEXIST for those that exist
 }
 
 // An inet address with port 0 (same IP).
@@ -350,7 +354,17 @@ Status CaptureSockets(const ProcTarget& target, std::vector<image::FileDescripto
       if (s.peer_inode != 0 || !s.peer_addr.empty()) s.state = State::kConnected;
     } else if (!s.peer_addr.empty()) {
       s.state = State::kConnected;
-      if (s.type == SOCK_STREAM) RETURN_IF_ERROR(WaitSendQueueEmpty(dup.get(), ctx));
+      if (s.type == SOCK_STREAM) {
+        RETURN_IF_ERROR(WaitSendQueueEmpty(dup.get(), ctx));
+        // This end has sent its FIN (shutdown(SHUT_WR) or close of a dup)
+        // in these states; the peer's end shows the FIN as end-of-file.
+        struct tcp_info ti{};
+        socklen_t len = sizeof ti;
+        if (::getsockopt(dup.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
+          const int st = ti.tcpi_state;
+          s.shut_wr = st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_CLOSING || st == TCP_LAST_ACK;
+        }
+      }
     }
     RETURN_IF_ERROR(PeekQueue(dup.get(), &s, ctx));
   }
@@ -515,7 +529,7 @@ StatusOr<ScopedFd> CreateSingleSocket(const SocketInfo& s, int flags, std::strin
   const bool bound = s.family == AF_UNIX ? Named(s.local_addr)
                                          : (!s.local_addr.empty() && AnyPort(s.local_addr) != s.local_addr);
   if (bound) {
-    if (s.family == AF_UNIX) RemoveStaleSocketFile(s.local_addr);
+    if (s.family == AF_UNIX) PrepareSocketPath(s.local_addr);
     RETURN_IF_ERROR(Bind(fd.get(), s.local_addr, who));
   }
   if (s.state == State::kListening && ::listen(fd.get(), s.backlog > 0 ? s.backlog : SOMAXCONN) != 0)

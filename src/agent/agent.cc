@@ -6,6 +6,7 @@
 // failure here is logged (RawLog) and leaves the agent inert.
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -38,43 +39,72 @@ void CopyStr(char* dst, size_t size, const char* src) {
   dst[i] = '\0';
 }
 
-// Connects to the supervisor and moves the socket to >= kHighFd, so it
-// rarely collides with descriptor numbers the program expects to be free.
-// Retries for about a second (the supervisor may still be starting).
-int Connect(const char* path) {
+// Held from socket(2) until the new descriptor is in g.sock, and by fork(2)
+// (pthread_atfork prepare) so that a child never inherits a half-made
+// connection that AtForkChild does not know about: it would stay open in
+// the child and show up at its checkpoint as a socket that cannot be
+// restored.  Futex lock, raw system calls only.
+volatile uint32_t g_connect_lock = 0;
+
+void ConnectLock() {
+  while (__atomic_exchange_n(&g_connect_lock, 1u, __ATOMIC_ACQUIRE) != 0) {
+    syscall(SYS_futex, &g_connect_lock, FUTEX_WAIT_PRIVATE, 1u, nullptr, nullptr, 0);
+  }
+}
+void ConnectUnlock() {
+  __atomic_store_n(&g_connect_lock, 0u, __ATOMIC_RELEASE);
+  syscall(SYS_futex, &g_connect_lock, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+// One attempt, under the lock: connect and move the socket to >= kHighFd,
+// so it rarely collides with descriptor numbers the program expects to be
+// free; stores it in g.sock.  Returns 0, or an errno.
+int ConnectOnce(const struct sockaddr_un& addr) {
+  ConnectLock();
+  int fd = static_cast<int>(syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (fd < 0) {
+    int err = errno;
+    ConnectUnlock();
+    return err;
+  }
+  long r;
+  do {
+    r = syscall(SYS_connect, fd, &addr, sizeof(addr));
+  } while (r != 0 && errno == EINTR);
+  int err = r == 0 ? 0 : errno;
+  if (r == 0) {
+    int high = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, kHighFd));
+    if (high >= 0) {
+      syscall(SYS_close, fd);
+      fd = high;
+    }
+    __atomic_store_n(&g.sock, fd, __ATOMIC_SEQ_CST);
+  } else {
+    syscall(SYS_close, fd);
+  }
+  ConnectUnlock();
+  return err;
+}
+
+// Connects g.sock to the supervisor.  Retries for about a second (the
+// supervisor may still be starting).  False (g.sock -1) on failure.
+bool Connect(const char* path) {
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof(addr));
   addr.sun_family = AF_UNIX;
   CopyStr(addr.sun_path, sizeof(addr.sun_path), path);
   for (int attempt = 0; attempt < 20; ++attempt) {
-    int fd = static_cast<int>(syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    if (fd < 0) {
-      RawLog("agent: socket: errno %d; agent disabled", errno);
-      return -1;
-    }
-    long r;
-    do {
-      r = syscall(SYS_connect, fd, &addr, sizeof(addr));
-    } while (r != 0 && errno == EINTR);
-    if (r == 0) {
-      int high = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, kHighFd));
-      if (high >= 0) {
-        syscall(SYS_close, fd);
-        fd = high;
-      }
-      return fd;
-    }
-    int err = errno;
-    syscall(SYS_close, fd);
+    int err = ConnectOnce(addr);
+    if (err == 0) return true;
     if (err != ECONNREFUSED && err != ENOENT && err != EAGAIN) {
       LogVerbose("connect failed, errno", err);
-      return -1;
+      return false;
     }
     struct timespec ts = {0, 50 * 1000 * 1000};
     nanosleep(&ts, nullptr);
   }
   LogVerbose("supervisor not reachable; agent inert, errno", ECONNREFUSED);
-  return -1;
+  return false;
 }
 
 void SendHello(bool restarted) {
@@ -96,6 +126,8 @@ void SendHello(bool restarted) {
 // from its saved frame.  The old connection's descriptor was not restored
 // (its number may now belong to the program), so it is left alone.
 bool ReconnectAfterRestart() {
+  // The old number first: a deferred signal's handler must not send on it.
+  __atomic_store_n(&g.sock, -1, __ATOMIC_SEQ_CST);
   ResetQuiesceState();
   ForgetDeferredTimers();
   CopyStr(g.socket_path, sizeof(g.socket_path), g_cb.restart.supervisor_socket);
@@ -103,10 +135,11 @@ bool ReconnectAfterRestart() {
   // stasis_restart_trampoline (restart_trampoline.cc), not here: this thread
   // cannot know when the others have left it.
   __atomic_store_n(&g_cb.restart.restarted, 0u, __ATOMIC_SEQ_CST);
-  g.sock = Connect(g.socket_path);
+  Connect(g.socket_path);
   g_cb.socket_fd = g.sock;
   if (g.sock < 0) return false;
   SendHello(true);
+  FlushCheckpointRequest();
   return true;
 }
 
@@ -149,14 +182,17 @@ void* AgentMain(void*) {
   sigfillset(&set);
   sigdelset(&set, g.sigckpt);
   RealPthreadSigmask(SIG_SETMASK, &set, nullptr);
-  g.sock = Connect(g.socket_path);
+  Connect(g.socket_path);
   g_cb.socket_fd = g.sock;
   if (g.sock >= 0) {
     SendHello(false);
+    FlushCheckpointRequest();
     Serve();
   }
+  ConnectLock();  // a fork now must not see a closed number in g.sock
   if (g.sock >= 0) syscall(SYS_close, g.sock);
-  g.sock = -1;
+  __atomic_store_n(&g.sock, -1, __ATOMIC_SEQ_CST);
+  ConnectUnlock();
   g_cb.socket_fd = -1;
   g.agent_tid = 0;
   return nullptr;
@@ -182,9 +218,15 @@ void StartAgentThread() {
   if (err != 0) RawLog("agent: cannot start the agent thread (error %d); agent inert", err);
 }
 
+void AtForkPrepare() { ConnectLock(); }
+void AtForkParent() { ConnectUnlock(); }
+
 // In the child of fork(2): only the forking thread exists; the inherited
-// connection is the parent's.  A new agent thread says hello with our pid.
+// connection is the parent's (complete: fork held the connect lock), and
+// must be closed before the child's agent thread opens its own.  A new
+// agent thread says hello with our pid.
 void AtForkChild() {
+  __atomic_store_n(&g_connect_lock, 0u, __ATOMIC_RELEASE);  // no waiter in the child
   if (g.sigckpt == 0) return;
   if (g.sock >= 0) syscall(SYS_close, g.sock);
   g.sock = -1;
@@ -247,7 +289,7 @@ __attribute__((constructor)) void AgentInit() {
   sigaddset(&unblock, sig);
   RealPthreadSigmask(SIG_UNBLOCK, &unblock, nullptr);
   InitDeferredSignals();
-  pthread_atfork(nullptr, nullptr, AtForkChild);
+  pthread_atfork(AtForkPrepare, AtForkParent, AtForkChild);
   StartAgentThread();
 }
 

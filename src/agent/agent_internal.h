@@ -78,8 +78,14 @@ void InitDeferredSignals();
 // call was handled (old gets the program's view, SIG_DFL until it sets a
 // handler, which is then installed for real and ends the deferral).
 bool DeferredSigaction(int sig, const struct sigaction* act, struct sigaction* old);
-// After a restart or fork: the fallback timers are gone (ids may be reused).
+// After a restart or fork: the fallback timers are gone (ids may be reused),
+// and the next deferred signal sends a checkpoint request again.
 void ForgetDeferredTimers();
+// Agent thread, after its hello: sends a checkpoint request that a deferred
+// signal made while the agent was not connected yet.
+void FlushCheckpointRequest();
+// True while `sig` is deferred (the program keeps its default action).
+bool IsDeferredSignal(int sig);
 
 // ---- proc_tasks.cc -----------------------------------------------------
 // Iterates the numeric entries of a directory fd (/proc/self/task) with raw

@@ -23,9 +23,10 @@ namespace stasis::agent {
 constexpr uint32_t kProtocolVersion = 1;
 constexpr const char* kSupervisorSocketEnv = "STASIS_SUPERVISOR_SOCKET";
 constexpr const char* kCheckpointSignalEnv = "STASIS_SIGCKPT";
-// Comma-separated signals ("TERM") the agent defers in programs that keep
-// their default action, until a checkpoint ends the process (set by `stasis
-// run`; deferred_signals.cc).
+// Comma-separated signals ("USR1,TERM", names or numbers) the agent defers
+// in programs that keep their default action, until a checkpoint ends the
+// process; the first delivery also sends kCheckpointRequest (set by `stasis
+// run` to its checkpoint signals; deferred_signals.cc).
 constexpr const char* kDeferSignalsEnv = "STASIS_DEFER_SIGNALS";
 // Default checkpoint signal: SIGRTMAX-2, rarely used by programs (DMTCP uses
 // SIGUSR2 by default; a real-time signal collides less with user code).
@@ -37,6 +38,11 @@ enum class MsgType : uint32_t {
   kQuiesced = 3,  // agent -> supervisor
   kFailed = 4,    // agent -> supervisor: quiesce failed, process resumed
   kResume = 5,    // supervisor -> agent
+  // agent -> supervisor: the process received a deferred signal (see
+  // kDeferSignalsEnv) and asks for "checkpoint, then end the job"; text:
+  // the signal's name ("USR1").  No reply; the supervisor passes it on to
+  // the coordinator, which merges concurrent requests into one checkpoint.
+  kCheckpointRequest = 6,
 };
 
 struct Message {

@@ -70,6 +70,11 @@ int DequeuePending(const char* path, const char* key, PendingSignalRecord* out, 
   for (int sig = 1; sig <= 64 && mask != 0; ++sig) {
     uint64_t bit = 1ull << (sig - 1);
     if (!(mask & bit) || sig == g.sigckpt || sig == SIGKILL || sig == SIGSTOP) continue;
+    // A deferred signal stays queued in the kernel, out of the image: it is
+    // delivered after a resume (and asks for a checkpoint then), dropped by
+    // --kill, and a restarted process never acts on a signal its previous
+    // run received (it would stop again at once).
+    if (IsDeferredSignal(sig)) continue;
     for (;;) {
       if (n >= max) {
         RawLog("agent: more than %d pending signals in %s; the rest stay queued (not in the image)",

@@ -126,6 +126,11 @@ Action AddCoordinator(CLI::App& app, GlobalOptions& g) {
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    // Slurm's --signal=USR1@T (no B:) signals every process of the step,
+    // which includes a coordinator that `stasis run` started where the
+    // step's processes are tracked by cgroup: it must survive to checkpoint.
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     if (daemon) daemon->Ready();
     Status st = (*coord)->Run();
     g_running = nullptr;

@@ -25,11 +25,13 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "cli/cli.h"
 #include "cli/slurm.h"
+#include "coordinator/client.h"
 #include "coordinator/protocol.h"
 #include "image/manifest.h"
 #include "image/writer.h"
@@ -103,14 +105,58 @@ int PickFreePort() {
 
 void Say(const std::string& text) { std::cerr << "stasis run: " << text << std::endl; }
 
+// STASIS_DEFER_SIGNALS for the agent: the checkpoint signals whose default
+// action ends a process (signal(7)), as numbers ("10,15").
+std::string DeferList(const std::vector<int>& signals) {
+  std::string out;
+  for (int sig : signals) {
+    switch (sig) {
+      case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH: case SIGTSTP: case SIGTTIN: case SIGTTOU:
+        continue;  // ignored or stopping by default: nothing to defer
+      default:
+        if (!out.empty()) out += ',';
+        out += std::to_string(sig);
+    }
+  }
+  return out;
+}
+
 // Waits for a checkpoint trigger (signal byte on `sig_fd`, or `deadline`)
 // until `stop_fd` becomes readable.  On a trigger: checkpoint --kill through
-// the coordinator, then `scontrol requeue` if asked.  Sets *stopped when the
-// job was stopped by a checkpoint.
+// the coordinator, then `scontrol requeue` if asked.  It also keeps an
+// await_stop request open at the coordinator (WatchCoordinator), so that a
+// checkpoint-and-stop that a job process asked for itself (it received a
+// deferred signal that this process did not) is followed by the same
+// requeue.  Exactly one stop is acted upon: this thread handles both.
+// Sets *stopped when the job was stopped by a checkpoint.
 class Watcher {
  public:
-  Watcher(GlobalOptions g, bool requeue, std::optional<Clock::time_point> deadline, std::string deadline_why)
-      : g_(std::move(g)), requeue_(requeue), deadline_(deadline), deadline_why_(std::move(deadline_why)) {}
+  Watcher(GlobalOptions g, bool requeue, std::optional<Clock::time_point> deadline, std::string deadline_why,
+          int wake_fd)
+      : g_(std::move(g)),
+        requeue_(requeue),
+        deadline_(deadline),
+        deadline_why_(std::move(deadline_why)),
+        wake_fd_(wake_fd) {}
+
+  // Main thread, once the job's coordinator is up and before the job starts
+  // (so no stop can be missed): opens the await_stop connection.
+  void WatchCoordinator(const GlobalOptions& g) {
+    auto client = ConnectToCoordinator(g);
+    Status st = client.ok() ? (*client)->Send({{"type", "await_stop"}}, 10) : client.status();
+    if (!st.ok()) {
+      Say("cannot watch the coordinator (" + st.message() + "); a checkpoint that the program asks for "
+          "itself will not be followed by a requeue");
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      next_await_ = std::move(*client);
+    }
+    unsigned char zero = 0;  // "new await connection" (no signal is 0)
+    ssize_t n = write(wake_fd_, &zero, 1);
+    (void)n;
+  }
 
   void Run(int sig_fd, int stop_fd) {
     for (;;) {
@@ -119,14 +165,26 @@ class Watcher {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - Clock::now()).count();
         timeout = static_cast<int>(std::max<long long>(0, std::min<long long>(left, 1 << 30)));
       }
-      pollfd p[2] = {{sig_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
-      int n = poll(p, 2, timeout);
+      pollfd p[3] = {{sig_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}, {await_ ? await_->fd() : -1, POLLIN, 0}};
+      int n = poll(p, 3, timeout);
       if (n < 0 && errno == EINTR) continue;
-      if (p[1].revents) return;
+      if (p[2].revents) ReadAwait(0);
+      if (p[1].revents) {
+        // The job ended.  If that was a stop the program asked for, its
+        // result is on the way (the coordinator answers await_stop before
+        // it drops the supervisor): wait for it.
+        TakeNextAwait();
+        if (await_ && !done_) ReadAwait(10);
+        return;
+      }
       if (p[0].revents & POLLIN) {
         unsigned char sig = 0;
-        if (read(sig_fd, &sig, 1) == 1 && !done_) {
-          Trigger(std::string("received SIG") + sigabbrev_np(sig), stop_fd);
+        if (read(sig_fd, &sig, 1) == 1) {
+          if (sig == 0) {
+            TakeNextAwait();
+          } else if (!done_) {
+            Trigger(std::string("received SIG") + sigabbrev_np(sig), stop_fd);
+          }
         }
         continue;
       }
@@ -140,8 +198,39 @@ class Watcher {
   bool stopped() const { return stopped_.load(); }
 
  private:
+  void TakeNextAwait() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (next_await_) await_ = std::move(next_await_);
+  }
+
+  // Reads the await_stop answer (waiting up to `timeout` s).  A stop: acts
+  // on it like on our own checkpoint.  Anything else ends the watch.
+  void ReadAwait(double timeout) {
+    auto reply = await_->Receive(timeout);
+    await_.reset();
+    if (!reply.ok() || done_ || !coordinator::ReplyError(*reply).ok()) return;
+    const std::string who = reply->value("requested_by", std::string());
+    Stopped(*reply, who.empty() ? "" : who + ": ");
+  }
+
+  void Stopped(const coordinator::Json& reply, const std::string& prefix) {
+    done_ = true;
+    stopped_ = true;
+    Say(prefix + "checkpoint " + std::to_string(reply.value("generation", 0)) + " complete: " +
+        reply.value("manifest", std::string()) + "; job stopped");
+    const char* job = std::getenv("SLURM_JOB_ID");
+    if (!requeue_) return;
+    if (!job || !*job) {
+      Say("--requeue: not in a Slurm job (SLURM_JOB_ID unset); not requeued");
+      return;
+    }
+    Say(std::string("requeueing Slurm job ") + job);
+    if (Status st = slurm::Requeue(job); !st.ok()) Say(st.message());
+  }
+
   // Retries for up to ~10 s while the job has not joined its coordinator;
-  // gives up early when stop_fd is readable (the job ended).
+  // gives up early when stop_fd is readable (the job ended) or the
+  // await_stop answer arrives (the job's own request stopped it).
   void Trigger(const std::string& why, int stop_fd) {
     Say(why + ": checkpointing and stopping the job");
     StatusOr<coordinator::Json> reply = Status::Error("no attempt");
@@ -155,33 +244,32 @@ class Watcher {
         if (st.ok()) break;
         reply = st;
       }
-      pollfd p = {stop_fd, POLLIN, 0};
-      if (poll(&p, 1, 500) > 0) break;
+      pollfd p[2] = {{stop_fd, POLLIN, 0}, {await_ ? await_->fd() : -1, POLLIN, 0}};
+      if (poll(p, 2, 500) > 0) {
+        if (p[1].revents) ReadAwait(0);
+        if (done_) return;
+        if (p[0].revents) break;
+      }
     }
     if (!reply.ok()) {
+      if (await_) ReadAwait(2);  // our request may have lost the race with the job's own
+      if (done_) return;
       Say("checkpoint failed: " + reply.status().message() + "; the job goes on");
       return;
     }
-    done_ = true;
-    stopped_ = true;
-    Say("checkpoint " + std::to_string(reply->value("generation", 0)) + " complete: " +
-        reply->value("manifest", std::string()) + "; job stopped");
-    const char* job = std::getenv("SLURM_JOB_ID");
-    if (!requeue_) return;
-    if (!job || !*job) {
-      Say("--requeue: not in a Slurm job (SLURM_JOB_ID unset); not requeued");
-      return;
-    }
-    Say(std::string("requeueing Slurm job ") + job);
-    if (Status st = slurm::Requeue(job); !st.ok()) Say(st.message());
+    Stopped(*reply, "");
   }
 
   GlobalOptions g_;
   bool requeue_;
   std::optional<Clock::time_point> deadline_;
   std::string deadline_why_;
+  int wake_fd_;
   bool done_ = false;
   std::atomic<bool> stopped_{false};
+  std::unique_ptr<coordinator::Client> await_;  // watcher thread only
+  std::mutex mu_;
+  std::unique_ptr<coordinator::Client> next_await_;  // from WatchCoordinator
 };
 
 }  // namespace
@@ -313,12 +401,14 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
     sigfillset(&sa.sa_mask);
     for (int sig : signals) sigaction(sig, &sa, nullptr);
     job::InterceptSignals(signals, sp[1]);
-    // SIGTERM reaches every process of the step at once (walltime,
-    // preemption): the agent keeps the program alive until the checkpoint.
-    if (std::find(signals.begin(), signals.end(), SIGTERM) != signals.end()) {
-      setenv("STASIS_DEFER_SIGNALS", "TERM", /*overwrite=*/0);
+    // SIGTERM (walltime, preemption) and `--signal=USR1@T` without B: reach
+    // every process of the step at once: the agent keeps the program alive
+    // until the checkpoint, and a program that got the signal asks for that
+    // checkpoint itself (even if this process did not get it).
+    if (std::string defer = DeferList(signals); !defer.empty()) {
+      setenv("STASIS_DEFER_SIGNALS", defer.c_str(), /*overwrite=*/0);
     }
-    auto watcher = std::make_unique<Watcher>(g, opts->requeue, deadline, why);
+    auto watcher = std::make_unique<Watcher>(g, opts->requeue, deadline, why, sp[1]);
     std::thread thread([&] { watcher->Run(sp[0], stop[0]); });
 
     const std::string count = slurm::EnvOrUnset("SLURM_RESTART_COUNT");
@@ -332,6 +422,7 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
       req.paths = {*dir};
       rc = RunRestart(g, req, "run", [&](const std::string& manifest) {
         Say("restarting from " + manifest + " (SLURM_RESTART_COUNT=" + count + ")");
+        watcher->WatchCoordinator(g);
       });
     } else {
       Say("launching " + *program + " (SLURM_RESTART_COUNT=" + count + ")");
@@ -342,10 +433,13 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
         PrintError("run", agent.status().message());
       } else if (auto client = EnsureCoordinator(g, spawn); !client.ok()) {
         PrintError("run", client.status().message());
-      } else if (auto r = job::Launch(MakeJobSettings(g, spawn, *agent), argv); !r.ok()) {
-        PrintError("run", r.status().message());
       } else {
-        rc = *r;
+        watcher->WatchCoordinator(g);
+        if (auto r = job::Launch(MakeJobSettings(g, spawn, *agent), argv); !r.ok()) {
+          PrintError("run", r.status().message());
+        } else {
+          rc = *r;
+        }
       }
     }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
+#include <utility>
 
 #include "coordinator/coordinator_impl.h"
 
@@ -39,6 +40,16 @@ std::string Seconds(double s) {
 }  // namespace
 
 void CoordinatorImpl::RequestCheckpoint(std::optional<uint64_t> client, bool kill) {
+  if (ckpt_ && kill) {
+    // Checkpoint-and-kill joins the running checkpoint: the job stays
+    // quiesced from its quiesce phase until the kill, so that checkpoint
+    // holds the final state anyway.  A second checkpoint could not start
+    // after the kill.
+    if (!ckpt_->kill) Log("checkpoint " + std::to_string(ckpt_->generation) + " will end the job");
+    ckpt_->kill = true;
+    if (client) ckpt_->clients.push_back(*client);
+    return;
+  }
   if (ckpt_) {
     // The running checkpoint may already be past the point this request
     // wants to capture; it gets the result of the next one.
@@ -50,6 +61,21 @@ void CoordinatorImpl::RequestCheckpoint(std::optional<uint64_t> client, bool kil
   std::vector<uint64_t> clients;
   if (client) clients.push_back(*client);
   StartCheckpoint(std::move(clients), kill);
+}
+
+void CoordinatorImpl::JobRequestsStop(const std::string& requested_by) {
+  if (quitting_ || SupervisorCount() == 0) return;
+  if (ckpt_) {
+    if (ckpt_->requested_by.empty()) ckpt_->requested_by = requested_by;
+    RequestCheckpoint(std::nullopt, true);
+    return;
+  }
+  StartCheckpoint({}, true);
+  if (ckpt_) ckpt_->requested_by = requested_by;
+}
+
+void CoordinatorImpl::AnswerStopWaiters(const Json& reply) {
+  for (uint64_t id : std::exchange(stop_waiters_, {})) SendTo(id, reply);
 }
 
 void CoordinatorImpl::StartCheckpoint(std::vector<uint64_t> clients, bool kill) {
@@ -187,6 +213,7 @@ void CoordinatorImpl::AdvanceCheckpoint() {
               {"bytes", m.total_bytes()},
               {"seconds", seconds},
               {"images", images}};
+  if (!c.requested_by.empty()) c.result["requested_by"] = c.requested_by;
   last_checkpoint_ = {{"generation", c.generation},
                       {"manifest", manifest},
                       {"time", m.time},
@@ -215,6 +242,8 @@ void CoordinatorImpl::CompleteCheckpoint() {
   ckpt_.reset();
   timer_base_ = MonotonicNow();
   if (c.kill) {
+    // Before the supervisors are dropped (that answers "the job ended").
+    AnswerStopWaiters(c.result);
     // The job is gone: drop its supervisors now, and with --exit-on-last
     // stop listening before replying, so a `stasis restart` issued right
     // after `stasis checkpoint --kill` starts a fresh coordinator.

@@ -106,6 +106,12 @@ StatusOr<Json> Client::Request(const Json& request, double timeout_seconds) {
   return ReadLine(fd_.get(), in_, timeout_seconds, peer_);
 }
 
+Status Client::Send(const Json& request, double timeout_seconds) {
+  return WriteLine(fd_.get(), request, timeout_seconds, peer_);
+}
+
+StatusOr<Json> Client::Receive(double timeout_seconds) { return ReadLine(fd_.get(), in_, timeout_seconds, peer_); }
+
 Status ReplyError(const Json& reply) {
   if (GetBool(reply, "ok")) return Status::Ok();
   std::string err = GetString(reply, "error");

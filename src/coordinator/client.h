@@ -27,6 +27,12 @@ class Client {
   // (see ReplyError).  timeout < 0 waits forever.
   StatusOr<Json> Request(const Json& request, double timeout_seconds);
 
+  // The two halves of Request, for a request answered later (await_stop):
+  // Send writes it; Receive reads the next reply (timeout < 0 waits
+  // forever; 0 polls).  Errors: write failure, timeout, EOF.
+  Status Send(const Json& request, double timeout_seconds);
+  StatusOr<Json> Receive(double timeout_seconds);
+
   const std::string& peer() const { return peer_; }
   int fd() const { return fd_.get(); }
 

@@ -268,7 +268,10 @@ void CoordinatorImpl::Disconnect(uint64_t id, const std::string& why) {
   if (p->role != Peer::Role::kSupervisor) return;
   Log(p->Name() + " " + why);
   OnSupervisorGone(id, p->Name() + " " + why);
-  if (SupervisorCount() == 0) have_job_ = false;  // the next supervisor starts a new job
+  if (SupervisorCount() == 0) {
+    have_job_ = false;  // the next supervisor starts a new job
+    AnswerStopWaiters({{"ok", false}, {"stopped", false}, {"error", "the job ended without a checkpoint-and-stop"}});
+  }
 }
 
 void CoordinatorImpl::HandleMessage(Peer& p, const Json& msg) {
@@ -348,6 +351,15 @@ void CoordinatorImpl::HandleSupervisorMessage(Peer& p, const Json& msg) {
     if (it != msg.end() && it->is_array()) p.processes = *it;
     return;
   }
+  if (type == "checkpoint_request") {
+    std::string who = "pid " + std::to_string(static_cast<int64_t>(GetNumber(msg, "pid"))) + " (" +
+                      GetString(msg, "program") + ")";
+    if (!p.host.empty()) who += " on " + p.host;
+    who += " received SIG" + GetString(msg, "signal", "?");
+    Log(who + ": checkpointing and stopping the job");
+    JobRequestsStop(who);
+    return;
+  }
   if (type == "exited") {
     p.exit_status = static_cast<int>(GetNumber(msg, "status"));
     if (opts_.verbose) Log(p.Name() + ": the program exited with status " + std::to_string(*p.exit_status));
@@ -390,6 +402,8 @@ void CoordinatorImpl::HandleClientRequest(Peer& p, const Json& msg) {
     timer_base_ = MonotonicNow();
     Log("checkpoint interval set to " + std::to_string(interval_) + " s");
     Send(p, {{"ok", true}});
+  } else if (type == "await_stop") {
+    stop_waiters_.push_back(p.id);  // answered by CompleteCheckpoint or Disconnect
   } else if (type == "quit") {
     StartQuit(p.id);
   } else {

@@ -58,6 +58,7 @@ struct Checkpoint {
   std::set<uint64_t> members;  // supervisors taking part
   std::set<uint64_t> waiting;  // members yet to answer the current phase
   std::vector<uint64_t> clients;
+  std::string requested_by;  // "pid 12 (prog) on host: SIGUSR1" for a job's own request
   double start = 0;     // monotonic
   double deadline = 0;  // monotonic, of the current phase
   std::vector<image::ManifestProcess> processes;
@@ -98,6 +99,11 @@ class CoordinatorImpl : public Coordinator {
 
   // barrier.cc
   void RequestCheckpoint(std::optional<uint64_t> client, bool kill);
+  // A supervisor passed on a process's checkpoint request (a deferred
+  // signal): checkpoint and kill, merged with any running checkpoint.
+  void JobRequestsStop(const std::string& requested_by);
+  // Answers every await_stop client with `reply` and forgets them.
+  void AnswerStopWaiters(const Json& reply);
   void StartCheckpoint(std::vector<uint64_t> clients, bool kill);
   void OnSupervisorReply(Peer& p, const SentRequest& req, const Json& reply);
   void OnSupervisorGone(uint64_t id, const std::string& why);
@@ -134,6 +140,7 @@ class CoordinatorImpl : public Coordinator {
   bool queued_ = false;  // a request arrived during ckpt_
   bool queued_kill_ = false;
   std::vector<uint64_t> queued_clients_;
+  std::vector<uint64_t> stop_waiters_;  // await_stop clients
   Json last_checkpoint_ = nullptr;
   uint64_t checkpoints_taken_ = 0;
   std::optional<std::string> last_error_;

@@ -24,6 +24,12 @@
 //              "processes":[{"pid":..,"program":..,"host":..,"supervisor_pid":..}],
 //              "last_checkpoint":null|{"generation":N,"manifest":..,"time":<epoch s>,"bytes":B,"seconds":S},
 //              "checkpoints_taken":N,"last_error":null|".."}
+//   {"type":"await_stop"}
+//       no immediate reply: answered once, with the success reply of the
+//       next checkpoint that ends the job (kill), plus "requested_by" when a
+//       job process asked for it; or {"ok":false,"stopped":false,"error":..}
+//       when the job's last supervisor leaves without one.  `stasis run`
+//       uses it to requeue after a checkpoint it did not start itself.
 //   {"type":"set_interval","interval":S}   reply {"ok":true}
 //   {"type":"quit"}                         reply {"ok":true}; job killed, coordinator exits
 //
@@ -41,6 +47,11 @@
 // Supervisor -> coordinator (notifications, no reply):
 //   {"type":"processes","processes":[{"pid":..,"program":..}]}   whenever the set changes
 //   {"type":"exited","status":<exit code>}                        job's main process ended
+//   {"type":"checkpoint_request","kill":true,"pid":..,"program":..,"signal":"USR1"}
+//       a job process received a deferred signal (agent kCheckpointRequest):
+//       the coordinator checkpoints and kills the job; requests while a
+//       checkpoint runs join it (it then kills), so several processes
+//       signalled at once give one checkpoint
 //
 // Extensions (compatible; clients must ignore unknown fields):
 //   * a peer of another uid gets one line
@@ -50,7 +61,9 @@
 //   * status "state" may also be "idle" (no supervisor) or "quitting", and
 //     the reply has "supervisors": <count>;
 //   * a checkpoint request made while one is running is answered with the
-//     result of the next checkpoint (requests are merged; kill if any asked).
+//     result of the next checkpoint (requests are merged); a request with
+//     "kill" instead joins the running checkpoint, which then kills the job
+//     (the job is quiesced until the kill, so it holds the final state).
 //   * with --exit-on-last the coordinator exits only while no client is
 //     connected: stasis launch/restart keep their client connection open
 //     until the job ends, so a coordinator cannot exit under a joining job.

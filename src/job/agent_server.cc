@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "agent/agent_protocol.h"
 #include "common/scoped_fd.h"
@@ -150,6 +151,10 @@ class AgentServerImpl : public AgentServer {
     quiesced_.clear();
   }
 
+  std::vector<AgentCheckpointRequest> TakeCheckpointRequests() override {
+    return std::exchange(requests_, {});
+  }
+
  private:
   enum class State { kIdle, kQuiescing, kQuiesced, kFailed, kGone };
   struct Conn {
@@ -242,6 +247,11 @@ class AgentServerImpl : public AgentServer {
             c.failure = FixedString(m.text, sizeof(m.text));
           }
           break;
+        case MsgType::kCheckpointRequest:
+          if (c.hello) {
+            requests_.push_back({c.info.pid, c.info.program, FixedString(m.text, sizeof(m.text))});
+          }
+          break;
         default:
           break;
       }
@@ -262,6 +272,7 @@ class AgentServerImpl : public AgentServer {
   ScopedFd listen_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<pid_t> quiesced_;
+  std::vector<AgentCheckpointRequest> requests_;
   uint64_t hello_seq_ = 0;
 };
 

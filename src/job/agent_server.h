@@ -23,6 +23,14 @@ struct AgentInfo {
   std::string program;         // comm
 };
 
+// A process asked for "checkpoint, then end the job" (agent kCheckpointRequest:
+// it received a deferred signal).
+struct AgentCheckpointRequest {
+  pid_t pid = 0;
+  std::string program;  // comm
+  std::string signal;   // "USR1"
+};
+
 class AgentServer {
  public:
   // Binds and listens on `socket_path` (removed first if stale).  Errors name the path.
@@ -49,6 +57,10 @@ class AgentServer {
                             double timeout_seconds) = 0;
   // Sends kResume to every agent quiesced by the last QuiesceAll().
   virtual void ResumeAll() = 0;
+
+  // Checkpoint requests received since the last call (by HandleInput,
+  // WaitForAgent or QuiesceAll), oldest first; clears them.
+  virtual std::vector<AgentCheckpointRequest> TakeCheckpointRequests() = 0;
 };
 
 }  // namespace stasis::job

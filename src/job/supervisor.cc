@@ -609,6 +609,13 @@ json Supervisor::HandleRequest(const json& req) {
 
 void Supervisor::Loop() {
   while (children_left_) {
+    // A process got a deferred signal (agent kCheckpointRequest): the
+    // coordinator checkpoints and ends the job, merging duplicates.
+    for (const auto& r : agents_->TakeCheckpointRequests()) {
+      Info(fmt::format("{} (pid {}) received SIG{}: asking for a checkpoint", r.program, r.pid, r.signal));
+      Send({{"type", "checkpoint_request"}, {"kill", true}, {"pid", r.pid}, {"program", r.program},
+            {"signal", r.signal}});
+    }
     std::vector<struct pollfd> fds = {{sigfd_.get(), POLLIN, 0}};
     int coord_index = -1;
     if (coord_ && coord_->connected()) {

@@ -9,6 +9,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -231,3 +232,63 @@ def test_walltime_sigterm_without_signal_and_append_log(work):
     assert "received SIGTERM" in log and "requeueing Slurm job " + job in log
     numbers = [line for line in log.splitlines() if not line.startswith(("stasis", "slurmstepd"))]
     assert numbers == [str(i) for i in range(n)] + ["done"], log
+
+
+def step_pids(job, comm):
+    """Pids of processes named `comm` whose environment has SLURM_JOB_ID=job."""
+    out = []
+    for p in pathlib.Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if (p / "comm").read_text().strip() != comm:
+                continue
+            if f"SLURM_JOB_ID={job}".encode() in (p / "environ").read_bytes().split(b"\0"):
+                out.append(int(p.name))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.timeout(260)
+def test_step_signal_without_b_reaches_program_and_stasis_run(work):
+    """--signal=USR1@20 without B: and `srun stasis run --requeue`: USR1 goes
+    to every process of the step, the program too; the agent defers it and
+    asks for the checkpoint, stasis run asks as well; one checkpoint per
+    run, requeue, and the appended output equals an uninterrupted run."""
+    d = work[0]
+    n = 70
+    job = submit(work, "step_signal.sbatch", COUNT=n, STASIS_COORD_LOG=d / "coord.log")
+    state, f = wait_job(job, 250)
+    out, err, coord = read(d / "step.out"), read(d / "step.err"), read(d / "coord.log")
+    assert state == "COMPLETED", f"{state}\n{err}\n{coord}"
+    assert out.split() == [str(i) for i in range(n)] + ["done"], err
+    assert int(f["Restarts"]) >= 1
+    assert "received SIGUSR1" in err and "requeueing Slurm job " + job in err
+    # The program itself got the signal, survived it, and asked.
+    assert re.search(r"pid \d+ \(python3\) on \S+ received SIGUSR1: checkpointing and stopping the job", coord), coord
+    # Concurrent requests (program, stasis run) gave one checkpoint per stop.
+    stops = err.count("job checkpointed and stopped")
+    assert stops == int(f["Restarts"]), err
+    assert len(re.findall(r"checkpoint \d+ started", coord)) == stops, coord
+
+
+@pytest.mark.timeout(150)
+def test_signal_to_the_program_only_stops_and_requeues(work):
+    """Only the program receives the signal (stasis run does not): its agent
+    asks for the checkpoint, the job stops, and stasis run still requeues."""
+    d = work[0]
+    n = 25
+    job = submit(work, "step_signal.sbatch", "--time=5", COUNT=n)
+    wait_for(lambda: "5" in read(d / "step.out").split(), 60, "the program to count to 5")
+    pids = step_pids(job, "python3")
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGUSR1)
+    state, f = wait_job(job, 120)
+    out, err = read(d / "step.out"), read(d / "step.err")
+    assert state == "COMPLETED", f"{state}\n{err}"
+    assert out.split() == [str(i) for i in range(n)] + ["done"], err
+    assert int(f["Restarts"]) == 1, err
+    assert "stasis run: received SIG" not in err
+    assert re.search(r"pid \d+ \(python3\) on \S+ received SIGUSR1: checkpoint \d+ complete: .*; job stopped", err), err
+    assert "requeueing Slurm job " + job in err

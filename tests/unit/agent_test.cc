@@ -403,6 +403,133 @@ TEST_F(AgentTest, ForkedChildGetsItsOwnAgent) {
   EXPECT_EQ(c->Wait(), 0);
 }
 
+// Socket descriptors of `pid` (links "socket:[...]" in /proc/<pid>/fd).
+int CountSockets(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd/";
+  std::unique_ptr<FILE, int (*)(FILE*)> ls(popen(("ls " + dir).c_str(), "r"), pclose);
+  int n = 0, fd;
+  while (ls && fscanf(ls.get(), "%d", &fd) == 1) {
+    char buf[256];
+    ssize_t k = readlink((dir + std::to_string(fd)).c_str(), buf, sizeof(buf) - 1);
+    if (k > 0 && std::string(buf, k).rfind("socket:", 0) == 0) ++n;
+  }
+  return n;
+}
+
+// The forked child closes the connection it inherited and has only its own
+// (the checkpoint of the child would otherwise hold the parent's socket).
+TEST_F(AgentTest, ForkedChildKeepsOnlyItsOwnAgentSocket) {
+  auto c = Spawn({"fork", "25"}, server_->socket_path());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(server_->WaitForAgent(c->pid, 10));
+  pid_t child = 0;
+  for (int i = 0; i < 10 && child == 0; ++i) {
+    std::string line = c->ReadLine();
+    ASSERT_FALSE(line.empty());
+    int pid;
+    unsigned long addr;
+    if (sscanf(line.c_str(), "addr %lx pid %d", &addr, &pid) == 2 && pid != c->pid) child = pid;
+  }
+  ASSERT_NE(child, 0);
+  ASSERT_TRUE(server_->WaitForAgent(child, 10));
+  EXPECT_EQ(CountSockets(c->pid), 1);
+  EXPECT_EQ(CountSockets(child), 1);
+  // And the one it has is the one it records for the checkpoint.
+  Status st = server_->QuiesceAll({child}, 1, 10);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto cb = ReadControlBlock(child, ControlBlockAddr(child));
+  ASSERT_TRUE(cb);
+  char buf[64];
+  std::string link = "/proc/" + std::to_string(child) + "/fd/" + std::to_string(cb->socket_fd);
+  ssize_t k = readlink(link.c_str(), buf, sizeof(buf) - 1);
+  ASSERT_GT(k, 0) << link;
+  EXPECT_EQ(std::string(buf, 7), "socket:");
+  server_->ResumeAll();
+  EXPECT_EQ(c->Wait(), 0);
+}
+
+// Polls the server until a checkpoint request arrives (or timeout).
+std::vector<job::AgentCheckpointRequest> WaitForRequests(AgentServer& server, double timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  std::vector<job::AgentCheckpointRequest> got;
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::vector<pollfd> p;
+    for (int fd : server.PollFds()) p.push_back({fd, POLLIN, 0});
+    poll(p.data(), p.size(), 50);
+    server.HandleInput();
+    got = server.TakeCheckpointRequests();
+  }
+  return got;
+}
+
+bool Alive(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(f, stat);
+  size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+// STASIS_DEFER_SIGNALS: SIGUSR1 (default action: terminate) does not kill
+// the program; the agent asks for a checkpoint once, and the program runs on.
+TEST_F(AgentTest, DeferredSignalAsksForACheckpointAndKeepsTheProgram) {
+  auto c = Spawn({"count", "25"}, server_->socket_path(), {"STASIS_DEFER_SIGNALS=USR1,15"});
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(server_->WaitForAgent(c->pid, 10));
+  Startup s;
+  ASSERT_TRUE(ReadStartup(*c, &s));
+  ASSERT_EQ(kill(c->pid, SIGUSR1), 0);
+  auto req = WaitForRequests(*server_, 10);
+  ASSERT_EQ(req.size(), 1u);
+  EXPECT_EQ(req[0].pid, c->pid);
+  EXPECT_EQ(req[0].signal, "USR1");
+  EXPECT_EQ(req[0].program, "agent_selftest");
+  // Numbers work in the list too (15 = TERM); one request per signal.
+  ASSERT_EQ(kill(c->pid, SIGUSR1), 0);
+  ASSERT_EQ(kill(c->pid, SIGTERM), 0);
+  req = WaitForRequests(*server_, 10);
+  ASSERT_EQ(req.size(), 1u);
+  EXPECT_EQ(req[0].signal, "TERM");
+  EXPECT_TRUE(WaitForRequests(*server_, 0.5).empty());
+  EXPECT_TRUE(Alive(c->pid));
+  EXPECT_EQ(c->ReadLine(20), "done ok");
+  EXPECT_EQ(c->Wait(), 0);
+}
+
+// A deferred signal pending when the process is quiesced stays queued in
+// the kernel: it is not in the control block, so not in an image (a
+// restarted process would act on its previous run's signal and stop again
+// at once); after a resume it is still pending.
+TEST_F(AgentTest, PendingDeferredSignalIsNotRecorded) {
+  // Every thread blocks every signal: SIGUSR1 stays pending.
+  auto c = Spawn({"blockall", "20"}, server_->socket_path(), {"STASIS_DEFER_SIGNALS=USR1"});
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(server_->WaitForAgent(c->pid, 10));
+  Startup s;
+  ASSERT_TRUE(ReadStartup(*c, &s));
+  ASSERT_EQ(kill(c->pid, SIGUSR1), 0);
+  ASSERT_EQ(kill(c->pid, SIGUSR2), 0);  // not deferred: recorded as usual
+  Status st = server_->QuiesceAll({c->pid}, 1, 10);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto cb = ReadControlBlock(c->pid, ControlBlockAddr(c->pid));
+  ASSERT_TRUE(cb);
+  ASSERT_EQ(cb->n_shared_pending, 1);
+  EXPECT_EQ(cb->shared_pending[0].signo, SIGUSR2);
+  for (int t = 0; t < cb->n_threads; ++t) {
+    for (int i = 0; i < cb->threads[t].n_pending; ++i) EXPECT_NE(cb->threads[t].pending[i].signo, SIGUSR1);
+  }
+  std::ifstream status("/proc/" + std::to_string(c->pid) + "/status");
+  std::string line;
+  uint64_t shdpnd = 0;
+  while (std::getline(status, line)) {
+    if (line.rfind("ShdPnd:", 0) == 0) shdpnd = std::stoull(line.substr(7), nullptr, 16);
+  }
+  EXPECT_NE(shdpnd & (1ull << (SIGUSR1 - 1)), 0u) << "SIGUSR1 left queued in the kernel";
+  server_->ResumeAll();
+  EXPECT_EQ(c->ReadLine(20), "done ok");
+  EXPECT_EQ(c->Wait(), 0);
+}
+
 TEST_F(AgentTest, InertWithoutSupervisorSocket) {
   auto c = Spawn({"count", "5"}, "");
   ASSERT_TRUE(c);

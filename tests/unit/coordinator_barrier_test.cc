@@ -95,6 +95,12 @@ class FakeSupervisor {
     fd_ = -1;
   }
 
+  // A notification of the supervisor's own (e.g. checkpoint_request).
+  void Notify(const Json& msg) {
+    std::lock_guard<std::mutex> l(write_mu_);
+    ASSERT_TRUE(WriteLine(fd_, msg, 5, "coord").ok());
+  }
+
   std::vector<std::string> Received() {
     std::lock_guard<std::mutex> l(mu_);
     return received_;
@@ -138,6 +144,7 @@ class FakeSupervisor {
         reply["processes"] = {{{"pid", pid}, {"ppid", 1}, {"program", program}, {"image", name}, {"image_size", 7}}};
       }
     }
+    std::lock_guard<std::mutex> l(write_mu_);
     (void)WriteLine(fd_, reply, 5, "coord");
   }
 
@@ -147,6 +154,7 @@ class FakeSupervisor {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
+  std::mutex write_mu_;
   std::vector<std::string> received_;
 };
 
@@ -342,6 +350,90 @@ TEST_F(CoordinatorTest, CheckpointKillAndExitOnLast) {
   Client::Failure f;
   EXPECT_FALSE(Client::Connect("127.0.0.1", port_, 2, &f).ok());
   EXPECT_EQ(f, Client::Failure::kNoCoordinator);
+}
+
+Json CheckpointRequest(int pid, const std::string& sig) {
+  return {{"type", "checkpoint_request"}, {"kill", true}, {"pid", pid}, {"program", "prog"}, {"signal", sig}};
+}
+
+// Slurm signals every process of the step at once: several job processes
+// and `stasis run` ask for checkpoint-and-stop while it is running.  One
+// checkpoint ends the job; the await_stop watcher and the client both get
+// its result.
+TEST_F(CoordinatorTest, JobRequestsFromSeveralProcessesGiveOneCheckpointAndStop) {
+  CoordinatorOptions o;
+  o.exit_on_last = true;
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator(o));
+  Client::Failure f;
+  auto watcher = Client::Connect("127.0.0.1", port_, 5, &f);
+  ASSERT_TRUE(watcher.ok()) << watcher.status().message();
+  ASSERT_TRUE((*watcher)->Send({{"type", "await_stop"}}, 5).ok());
+  sup2_.program = "other";
+  sup2_.pid = 3;
+  ASSERT_NO_FATAL_FAILURE(sup_.Start(port_, dir_.path()));
+  ASSERT_NO_FATAL_FAILURE(sup2_.Start(port_, dir_.path()));
+  sup_.hold_quiesce = true;
+  ASSERT_NO_FATAL_FAILURE(sup_.Notify(CheckpointRequest(2, "USR1")));
+  ASSERT_TRUE(WaitFor([&] { return sup_.Got("quiesce"); }));
+  ASSERT_NO_FATAL_FAILURE(sup2_.Notify(CheckpointRequest(3, "USR1")));
+  ASSERT_NO_FATAL_FAILURE(sup_.Notify(CheckpointRequest(7, "TERM")));
+  auto client = std::async(std::launch::async, [&] { return Request({{"type", "checkpoint"}, {"kill", true}}); });
+  // Nothing answers the watcher while the checkpoint runs.
+  EXPECT_FALSE((*watcher)->Receive(0.2).ok());
+  sup_.hold_quiesce = false;
+  Json c = client.get();
+  ASSERT_TRUE(GetBool(c, "ok")) << c.dump();
+  EXPECT_EQ(GetNumber(c, "generation"), 1);
+  auto w = (*watcher)->Receive(10);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  ASSERT_TRUE(GetBool(*w, "ok")) << w->dump();
+  EXPECT_EQ(GetNumber(*w, "generation"), 1);
+  EXPECT_EQ(GetString(*w, "requested_by"), "pid 2 (prog) on testhost received SIGUSR1");
+  EXPECT_TRUE(sup_.Got("kill"));
+  EXPECT_TRUE(sup2_.Got("kill"));
+  ASSERT_EQ(done_.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(Manifests().size(), 1u);
+  int quiesces = 0;
+  for (const auto& t : sup2_.Received()) quiesces += t == "quiesce";
+  EXPECT_EQ(quiesces, 1);
+}
+
+// checkpoint --kill during a periodic checkpoint joins it (the job is
+// quiesced until the end, so it holds the final state) and makes it kill.
+TEST_F(CoordinatorTest, KillRequestJoinsRunningCheckpoint) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(sup_.Start(port_, dir_.path()));
+  sup_.hold_quiesce = true;
+  auto first = std::async(std::launch::async, [&] { return Request({{"type", "checkpoint"}}); });
+  ASSERT_TRUE(WaitFor([&] { return sup_.Got("quiesce"); }));
+  auto second = std::async(std::launch::async, [&] { return Request({{"type", "checkpoint"}, {"kill", true}}); });
+  ASSERT_TRUE(WaitFor([&] { return Request({{"type", "status"}})["state"] == "checkpointing"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the second request arrive
+  sup_.hold_quiesce = false;
+  Json a = first.get(), b = second.get();
+  ASSERT_TRUE(GetBool(a, "ok")) << a.dump();
+  ASSERT_TRUE(GetBool(b, "ok")) << b.dump();
+  EXPECT_EQ(GetNumber(a, "generation"), 1);
+  EXPECT_EQ(GetNumber(b, "generation"), 1);
+  EXPECT_TRUE(sup_.Got("kill"));
+  EXPECT_FALSE(sup_.Got("resume"));
+}
+
+// A job that ends by itself answers the watcher with "not stopped".
+TEST_F(CoordinatorTest, AwaitStopAnsweredWhenTheJobEndsWithoutStop) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  Client::Failure f;
+  auto watcher = Client::Connect("127.0.0.1", port_, 5, &f);
+  ASSERT_TRUE(watcher.ok()) << watcher.status().message();
+  ASSERT_TRUE((*watcher)->Send({{"type", "await_stop"}}, 5).ok());
+  ASSERT_NO_FATAL_FAILURE(sup_.Start(port_, dir_.path()));
+  ASSERT_TRUE(GetBool(Request({{"type", "checkpoint"}}), "ok"));  // periodic: not a stop
+  EXPECT_FALSE((*watcher)->Receive(0.2).ok());
+  sup_.Close();
+  auto w = (*watcher)->Receive(10);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_FALSE(GetBool(*w, "ok"));
+  EXPECT_FALSE(GetBool(*w, "stopped", true));
 }
 
 TEST_F(CoordinatorTest, QuitKillsTheJobAndStops) {

@@ -39,11 +39,12 @@ void CopyStr(char* dst, size_t size, const char* src) {
   dst[i] = '\0';
 }
 
-// Held from socket(2) until the new descriptor is in g.sock, and by fork(2)
-// (pthread_atfork prepare) so that a child never inherits a half-made
-// connection that AtForkChild does not know about: it would stay open in
-// the child and show up at its checkpoint as a socket that cannot be
-// restored.  Futex lock, raw system calls only.
+// Held from socket(2) until the new descriptor is in g.sock (and around any
+// other descriptor the agent opens for a moment), and by fork(2)
+// (pthread_atfork prepare) so that a child never inherits an agent
+// descriptor that AtForkChild does not know about: it would stay open in
+// the child and show up at its checkpoint as a descriptor of the program.
+// Futex lock, raw system calls only.
 volatile uint32_t g_connect_lock = 0;
 
 void ConnectLock() {
@@ -112,6 +113,7 @@ void SendHello(bool restarted) {
   InitMessage(&m, MsgType::kHello);
   m.restarted = restarted ? 1 : 0;
   m.control_block = reinterpret_cast<uint64_t>(&g_cb);
+  ConnectLock();  // a fork meanwhile must not inherit this descriptor
   int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/comm", O_RDONLY | O_CLOEXEC));
   if (fd >= 0) {
     long n = syscall(SYS_read, fd, m.text, sizeof(m.text) - 1);
@@ -119,6 +121,7 @@ void SendHello(bool restarted) {
     if (n > 0 && m.text[n - 1] == '\n') --n;
     m.text[n > 0 ? n : 0] = '\0';
   }
+  ConnectUnlock();
   if (!SendMessage(m)) LogVerbose("hello not sent, errno", errno);
 }
 

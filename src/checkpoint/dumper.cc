@@ -107,6 +107,7 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   state::RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), &img);
 
   RETURN_IF_ERROR(state::CaptureSockets(target, &img.fds).With("sockets"));
+  RETURN_IF_ERROR(state::CaptureShmemFds(target, &img.fds, req.shmem_done).With("shared memory"));
 
   auto pipes = state::CapturePipes(target, img.fds);  // needs the descriptors
   if (!pipes.ok()) return pipes.status().With("pipe contents");

@@ -195,6 +195,12 @@ json Encode(const ProcessImage& img, bool display) {
                    {"stdio_alias", f.stdio_alias},
                    {"socket", std::move(sock)}});
     EncodeAnonFd(f, &fds.back());
+    if (f.shmem_id != 0) {
+      json runs = json::array();
+      for (const ShmemRun& r : f.shmem_data)
+        runs.push_back({{"offset", r.offset}, {"bytes", bytes(r.bytes.data(), r.bytes.size())}});
+      fds.back()["shmem"] = {{"id", f.shmem_id}, {"size", f.shmem_size}, {"data", std::move(runs)}};
+    }
     if (f.terminal) fds.back()["terminal"] = EncodeTerminal(*f.terminal, display);
   }
   j["fds"] = std::move(fds);
@@ -524,6 +530,17 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
       });
     }
     DecodeAnonFd(d, e, p, &f);  // absent in older images: defaults
+    if (const json* sh = d.Field(e, "shmem", p)) {
+      const std::string q = p + ".shmem";
+      d.Get(*sh, "id", &f.shmem_id, q);
+      d.Get(*sh, "size", &f.shmem_size, q);
+      d.Array(*sh, "data", q, SIZE_MAX, [&](const json& r, size_t, const std::string& rp) {
+        ShmemRun run;
+        d.Get(r, "offset", &run.offset, rp);
+        d.Binary(r, "bytes", rp, nullptr, 0, &run.bytes);
+        f.shmem_data.push_back(std::move(run));
+      });
+    }
     // Absent for non-terminals and in images written before terminals were recorded.
     if (const json* t = d.Field(e, "terminal", p)) {
       TerminalState ts;

@@ -156,6 +156,13 @@ struct TerminalState {
   int32_t foreground_pgid = 0;
 };
 
+// Bytes of a shared memory object saved through a descriptor (runs of
+// non-zero pages; see state/shmem.h).
+struct ShmemRun {
+  uint64_t offset = 0;          // bytes into the object, page aligned
+  std::vector<uint8_t> bytes;   // whole pages
+};
+
 // One open file descriptor.
 struct FileDescriptor {
   enum class Kind : uint8_t {
@@ -177,6 +184,12 @@ struct FileDescriptor {
   // descriptors are connected to the restarting command's stdio.
   int32_t stdio_alias = -1;
   SocketInfo socket;        // kind == kSocket only
+  // A shared memory object (memfd, /dev/shm file; state/shmem.h): its id
+  // (as in MemoryArea::shmem_id), size in bytes, and the pages saved
+  // through this descriptor.  0: not one.
+  uint64_t shmem_id = 0;
+  uint64_t shmem_size = 0;
+  std::vector<ShmemRun> shmem_data;
   // Anon-inode kinds: a lower descriptor of this process that shares this
   // one's open file description (kcmp(2) KCMP_FILE), restored as a dup of
   // it; else -1.

@@ -166,6 +166,23 @@ void PlanShmem(const TreePlan& plan, const std::vector<const image::ProcessImage
       for (const ObjectEnd& e : o.ends) have |= e.node == node;
       if (!have) o.ends.push_back({node, -1, 0, true});
     }
+    for (const image::FileDescriptor& f : images[i]->fds) {
+      if (f.shmem_id == 0) continue;
+      PlannedObject& o = by_id[f.shmem_id];
+      if (o.ends.empty()) {
+        o.kind = PlannedObject::Kind::kShmem;
+        o.shmem_id = f.shmem_id;
+        o.shmem_name = f.path;
+        o.what = "shared memory " + f.path;
+      }
+      const bool deleted = f.path.size() > 10 && f.path.compare(f.path.size() - 10, 10, " (deleted)") == 0;
+      if (o.shmem_path.empty() && f.path.rfind("/dev/shm/", 0) == 0 && !deleted) o.shmem_path = f.path;
+      o.shmem_size = std::max(o.shmem_size, f.shmem_size);
+      if (!f.shmem_data.empty()) o.shmem_data.push_back(&f.shmem_data);
+      o.shmem_offset = f.offset;
+      std::erase_if(o.ends, [&](const ObjectEnd& e) { return e.node == node && e.fd < 0; });
+      o.ends.push_back({node, f.fd, 0, f.cloexec});
+    }
   }
   for (auto& [id, o] : by_id) {
     o.creator = CommonAncestor(plan, o.ends);

@@ -54,6 +54,8 @@ struct PlannedObject {
   uint64_t shmem_id = 0;
   uint64_t shmem_size = 0;
   std::string shmem_name, shmem_path;
+  std::vector<const std::vector<image::ShmemRun>*> shmem_data;  // saved through descriptors
+  uint64_t shmem_offset = 0;     // file position of its descriptors
   std::string what;              // "pipe:[123]", "socket:[456]" for messages
 };
 

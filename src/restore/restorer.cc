@@ -175,6 +175,8 @@ Status CreatePlannedObject(TreeContext& ctx, size_t k, int base) {
     }
     case PlannedObject::Kind::kShmem: {
       ASSIGN_OR_RETURN(ScopedFd fd, state::CreateShmemObject(o.shmem_name, o.shmem_path, o.shmem_size));
+      for (const auto* runs : o.shmem_data) RETURN_IF_ERROR(state::FillShmemObject(fd.get(), *runs, o.what));
+      if (o.shmem_offset != 0) (void)::lseek(fd.get(), static_cast<off_t>(o.shmem_offset), SEEK_SET);
       fds = {fd.release(), -1};
       break;
     }

@@ -77,7 +77,7 @@ Status DeletedError(const image::FileDescriptor& f) {
 }
 
 Status CheckOne(const image::FileDescriptor& f) {
-  if (f.stdio_alias >= 0) return Status::Ok();
+  if (f.stdio_alias >= 0 || f.shmem_id != 0) return Status::Ok();  // shmem: recreated (shmem.h)
   struct stat st;
   switch (f.kind) {
     case Kind::kRegular:

@@ -3,8 +3,12 @@
 #include "state/shmem.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 
 namespace stasis::state {
 namespace {
@@ -26,6 +30,62 @@ uint64_t ShmemId(const std::string& name, bool shared, uint64_t dev, uint64_t in
   if (!anon && !StartsWith(name, "/dev/shm/") && !EndsWith(name, kDeleted)) return 0;
   uint64_t id = (dev << 40) ^ inode;
   return id != 0 ? id : 1;
+}
+
+Status CaptureShmemFds(const ProcTarget& target, std::vector<image::FileDescriptor>* fds, ShmemPages* done) {
+  constexpr uint64_t kPage = 4096;
+  for (image::FileDescriptor& f : *fds) {
+    if (f.kind != image::FileDescriptor::Kind::kRegular) continue;
+    if (!StartsWith(f.path, "/memfd:") && !StartsWith(f.path, "/dev/shm/")) continue;
+    const std::string who = "pid " + std::to_string(target.pid) + ": fd " + std::to_string(f.fd) + " (" + f.path + ")";
+    ScopedFd fd(::open(target.ProcPath("fd/" + std::to_string(f.fd)).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return Status::Errno(who + ": reopening through /proc");
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return Status::Errno(who + ": fstat");
+    f.shmem_id = ShmemId(f.path, true, st.st_dev, st.st_ino);
+    f.shmem_size = static_cast<uint64_t>(st.st_size);
+    if (f.shmem_id == 0) continue;
+    std::vector<bool>* seen = nullptr;
+    const uint64_t npages = (f.shmem_size + kPage - 1) / kPage;
+    if (done != nullptr) {
+      seen = &(*done)[f.shmem_id];
+      if (seen->size() < npages) seen->resize(npages, false);
+    }
+    std::vector<uint8_t> page(kPage);
+    off_t at = 0;
+    while (static_cast<uint64_t>(at) < f.shmem_size) {
+      off_t data = ::lseek(fd.get(), at, SEEK_DATA);
+      if (data < 0) break;  // ENXIO: no data after `at`
+      off_t hole = ::lseek(fd.get(), data, SEEK_HOLE);
+      if (hole < 0) hole = static_cast<off_t>(f.shmem_size);
+      for (uint64_t pg = static_cast<uint64_t>(data) / kPage; pg * kPage < static_cast<uint64_t>(hole); ++pg) {
+        if (seen && (*seen)[pg]) continue;
+        ssize_t n = ::pread(fd.get(), page.data(), kPage, static_cast<off_t>(pg * kPage));
+        if (n < 0) return Status::Errno(who + ": read");
+        if (n < static_cast<ssize_t>(kPage)) std::fill(page.begin() + (n > 0 ? n : 0), page.end(), 0);
+        if (seen) (*seen)[pg] = true;
+        if (std::all_of(page.begin(), page.end(), [](uint8_t b) { return b == 0; })) continue;
+        if (f.shmem_data.empty() || f.shmem_data.back().offset + f.shmem_data.back().bytes.size() != pg * kPage)
+          f.shmem_data.push_back({pg * kPage, {}});
+        f.shmem_data.back().bytes.insert(f.shmem_data.back().bytes.end(), page.begin(), page.end());
+      }
+      at = hole;
+    }
+  }
+  return Status::Ok();
+}
+
+Status FillShmemObject(int fd, const std::vector<image::ShmemRun>& runs, const std::string& what) {
+  for (const image::ShmemRun& r : runs) {
+    size_t off = 0;
+    while (off < r.bytes.size()) {
+      ssize_t n = ::pwrite(fd, r.bytes.data() + off, r.bytes.size() - off, static_cast<off_t>(r.offset + off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Status::Errno(what + ": writing " + std::to_string(r.bytes.size()) + " saved bytes");
+      off += static_cast<size_t>(n);
+    }
+  }
+  return Status::Ok();
 }
 
 std::string ShmemPath(const image::MemoryArea& a) {

@@ -15,6 +15,11 @@
 // each page of an object is stored once per checkpoint, in the image of the
 // first process dumped that maps it (ShmemPages).
 //
+// A descriptor of such an object (memfd_create, shm_open) is an end of the
+// same object: the pages not stored through a mapping are saved with the
+// descriptor (CaptureShmemFds) and the descriptor is installed from the
+// recreated object, at its offset.
+//
 // Restore (restore/objects.h plans, restorer.cc carries out): the object is
 // created once, by the deepest common ancestor of the processes that map it
 // (children inherit its descriptor), as a memfd -- or, for a /dev/shm name
@@ -35,6 +40,7 @@
 #include "common/scoped_fd.h"
 #include "common/status.h"
 #include "image/model.h"
+#include "state/proc_target.h"
 
 namespace stasis::state {
 
@@ -47,6 +53,14 @@ uint64_t ShmemId(const std::string& name, bool shared, uint64_t dev, uint64_t in
 // stored in an image of the current checkpoint.
 using ShmemPages = std::map<uint64_t, std::vector<bool>>;
 
+// For every regular-file descriptor of `fds` that refers to a shared
+// memory object (a memfd, a file under /dev/shm, also unlinked): sets
+// shmem_id/shmem_size and saves in shmem_data the object's non-zero pages
+// that no earlier image of this checkpoint stored (`done`, updated; the
+// file is read through /proc/<pid>/fd/<n>, holes skipped with SEEK_DATA).
+// A page is saved once even if it is also mapped.  Errors name the fd.
+Status CaptureShmemFds(const ProcTarget& target, std::vector<image::FileDescriptor>* fds, ShmemPages* done);
+
 // The path at which a saved object is recreated: its /dev/shm name if it had
 // one and was not deleted, else "" (a memfd).
 std::string ShmemPath(const image::MemoryArea& a);
@@ -55,5 +69,8 @@ std::string ShmemPath(const image::MemoryArea& a);
 // memfd_create(2) named after `name`; else the /dev/shm file at `path`,
 // created or truncated.  Error names the object.
 StatusOr<ScopedFd> CreateShmemObject(const std::string& name, const std::string& path, uint64_t size);
+
+// Writes the saved runs into a recreated object.  Error names the object.
+Status FillShmemObject(int fd, const std::vector<image::ShmemRun>& runs, const std::string& what);
 
 }  // namespace stasis::state

@@ -14,6 +14,7 @@
 #include "common/status.h"
 #include "image/model.h"
 #include "image/writer.h"
+#include "state/saved_files.h"
 
 namespace stasis::checkpoint {
 
@@ -27,6 +28,10 @@ struct DumpRequest {
   int worker_threads = 2;
   // Ranges not to capture (the previous restorer region after a restart).
   std::vector<std::pair<uint64_t, uint64_t>> exclude;
+  // --save-files: copies the selected files (once per checkpoint, shared by
+  // every DumpProcess of it) and records them and its patterns in the
+  // image; null: nothing is saved.  The caller owns the copies it wrote.
+  state::FileSaver* saver = nullptr;
 };
 
 struct DumpResult {

@@ -78,7 +78,7 @@ Status DeletedError(const image::FileDescriptor& f) {
                        "file, e.g. --save-files \"$TMPDIR/*\") to checkpoint such files");
 }
 
-Status CheckOne(const image::FileDescriptor& f) {
+Status CheckOne(const image::FileDescriptor& f, const std::vector<std::string>& save_files) {
   if (f.stdio_alias >= 0) return Status::Ok();
   struct stat st;
   switch (f.kind) {
@@ -86,6 +86,9 @@ Status CheckOne(const image::FileDescriptor& f) {
     case Kind::kDirectory: {
       if (f.saved) return Status::Ok();  // recreated from its copy (saved_files.h)
       if (IsDeleted(f.path)) return DeletedError(f);
+      if (f.kind == Kind::kDirectory && MatchesSavePattern(save_files, f.path)) {
+        return Status::Ok();  // created if missing (saved_files.h)
+      }
       if (::stat(f.path.c_str(), &st) != 0) return Status::Errno(FdPrefix(f.fd) + ": " + f.path);
       const bool want_dir = f.kind == Kind::kDirectory;
       if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
@@ -350,7 +353,7 @@ Status CheckFiles(const image::ProcessImage& img) {
   std::string errors;
   for (const image::FileDescriptor& f : img.fds) {
     if (f.fd == img.agent.socket_fd && f.fd >= 0) continue;  // never restored
-    Status st = CheckOne(f);
+    Status st = CheckOne(f, img.save_files);
     if (!st.ok()) errors += (errors.empty() ? "" : "; ") + st.message();
   }
   if (errors.empty()) return Status::Ok();

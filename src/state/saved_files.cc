@@ -307,6 +307,15 @@ StatusOr<SavedFilesRestore> SavedFilesRestore::Prepare(const std::vector<const i
       else w.paths.insert(path);
     }
   }
+  // Open directories below a pattern: created if missing (saved_files.h).
+  std::set<std::string> dirs_to_make;
+  for (const image::ProcessImage* img : images) {
+    for (const image::FileDescriptor& f : img->fds) {
+      if (f.kind == image::FileDescriptor::Kind::kDirectory && !LivePath(f.path).second &&
+          !f.path.empty() && f.path[0] == '/' && MatchesSavePattern(img->save_files, f.path))
+        dirs_to_make.insert(f.path);
+    }
+  }
   // Everything is verified before anything is written.
   for (const auto& [copy, w] : work) {
     const std::string of = !w.paths.empty() ? *w.paths.begin() : w.deleted_path;
@@ -316,6 +325,7 @@ StatusOr<SavedFilesRestore> SavedFilesRestore::Prepare(const std::vector<const i
   SavedFilesRestore out;
   out.owns_table_ = true;
   OpenPaths().clear();
+  for (const std::string& d : dirs_to_make) RETURN_IF_ERROR(MakeParents(d).With("restoring directory " + d));
   // Existing files first, so that a deleted file whose name was reused by a
   // saved file sees its name taken and goes to a hidden name.
   for (const auto& [copy, w] : work) {

@@ -16,6 +16,8 @@
 //     open, whatever its path: it cannot come back any other way;
 //   * never a descriptor connected to the job's stdin/stdout/stderr (those
 //     follow the restarting command's stdio, files.h).
+// A directory descriptor whose path matches is not saved, but the
+// directory is created (empty) at restart if it is missing.
 // Without patterns a deleted open file fails the restart with an error that
 // suggests `--save-files`.
 //

@@ -111,3 +111,33 @@ def test_deleted_file_without_save_files_fails_clearly(h):
     assert "--save-files" in err, err
     assert rs.lines() == [], rs.lines()
     h.assert_no_job_processes()
+
+
+@both_users
+def test_files_shared_by_two_processes_are_saved_once(h):
+    """Parent and child hold the same scratch and deleted files: one copy
+    each per checkpoint, recreated once, and both processes continue."""
+    steps, period = 40, 0.03
+    ref_dir = h.tmp / "ref"
+    r = h.run(h.wl("scratchtree.py", ref_dir, steps, 0))
+    assert r.returncode == 0, r.stderr
+    ref = r.stdout.split("\n")[:-1]
+    scratch = h.tmp / "scratch"
+    launch = h.launch(h.wl("scratchtree.py", scratch, steps, period), "--save-files", f"{h.tmp}/*")
+    launch.wait_line("child step 10")
+    _, manifest = h.checkpoint(kill=True)
+    assert launch.wait(30) == 0, h.diag()
+    assert len(h.manifest_images(manifest)) == 2, h.diag()
+    assert len(saved_copies(h)) == 2, f"one copy per file, not per descriptor: {saved_copies(h)}"
+    for i in range(2):
+        shutil.rmtree(scratch)
+        rs = h.restart(manifest, name=f"restart{i}")
+        assert rs.wait(120) == 0, f"restart {i} must exit 0\n{h.diag()}"
+        # The forked child's inherited copy of its parent's agent socket is
+        # reported as a connection outside the job (not about saved files).
+        warnings = [l for l in rs.err_text().splitlines()
+                    if "warning" in l and "supervisor.sock" not in l]
+        assert not warnings, rs.err_text()
+        h.assert_no_job_processes()
+        assert_concatenation([launch.lines(), rs.lines()], ref, f"output with restart {i}")
+        assert (scratch / "shared.dat").read_bytes() == (ref_dir / "shared.dat").read_bytes()

@@ -212,6 +212,19 @@ TEST_F(SavedFilesDir, CaptureOnceAndRestore) {
   }
   EXPECT_EQ(SavedOpenPath(img.fds[1]), "") << "the table is forgotten with the restore";
 
+  // An open directory below the pattern comes back (empty) too.
+  fs::remove_all(scratch);
+  image::FileDescriptor sub = Regular(scratch + "/sub/dir");
+  sub.kind = Kind::kDirectory;
+  img.save_files = {scratch + "/*"};
+  img.fds.push_back(sub);
+  {
+    auto restored = SavedFilesRestore::Prepare({&img}, {ckpt});
+    ASSERT_TRUE(restored.ok()) << restored.status().message();
+    EXPECT_TRUE(fs::is_directory(scratch + "/sub/dir"));
+  }
+  img.fds.pop_back();
+
   // A corrupt copy: an error naming it, and nothing is written.
   fs::remove_all(scratch);
   {
@@ -233,6 +246,15 @@ TEST(SavedFilesCheck, DeletedWithoutCopyFailsWithAHint) {
   EXPECT_NE(st.message().find("--save-files"), std::string::npos) << st.message();
   img.fds[0].saved = image::SavedFile{};
   EXPECT_TRUE(CheckFiles(img).ok());
+  // An open directory below a pattern is created at restart if missing.
+  image::FileDescriptor dir = Regular("/tmp/stasis-nonexistent-dir/sub");
+  dir.kind = Kind::kDirectory;
+  img.fds = {dir};
+  EXPECT_FALSE(CheckFiles(img).ok());
+  img.save_files = {"/tmp/stasis-nonexistent-dir/*"};
+  EXPECT_TRUE(CheckFiles(img).ok());
+  img.save_files.clear();
+  img.fds = {Regular("/tmp/stasis-nonexistent-dir/x (deleted)")};
   // A saved scratch file may be missing before the restore recreates it.
   img.fds[0] = Regular("/tmp/stasis-nonexistent-dir/y");
   EXPECT_FALSE(CheckFiles(img).ok());

@@ -7,7 +7,8 @@
 //   3. Capture memory areas (/proc/<pid>/maps) minus excluded ranges (a
 //      previous restorer region the agent has not unmapped yet), then the
 //      vDSO (needs the areas), threads, signals, file descriptors (minus the
-//      agent's socket; stdio judged against the job's), its sockets and the
+//      agent's socket; stdio judged against the job's; files selected by
+//      --save-files copied into the checkpoint directory), its sockets and the
 //      bytes in flight in its pipes (need the descriptors), process attributes (needs the
 //      areas for brk) and unreaped children.
 //      All of this is read-only: a failure leaves the process untouched.
@@ -105,6 +106,10 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   img.fds = std::move(fds).value();
   // This supervisor's stdio is the job's (the launching command's).
   state::RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), &img);
+  if (req.saver != nullptr) {  // after RelateStdioToJob: stdio is never saved
+    RETURN_IF_ERROR(req.saver->Save(target, &img.fds).With("saved files"));
+    img.save_files = req.saver->patterns();
+  }
 
   RETURN_IF_ERROR(state::CaptureSockets(target, &img.fds).With("sockets"));
   RETURN_IF_ERROR(state::CaptureShmemFds(target, &img.fds, req.shmem_done).With("shared memory"));

@@ -15,6 +15,7 @@
 #include "image/model.h"
 #include "image/writer.h"
 #include "state/shmem.h"
+#include "state/saved_files.h"
 
 namespace stasis::checkpoint {
 
@@ -31,6 +32,10 @@ struct DumpRequest {
   // Pages of shared memory objects already stored by this checkpoint's
   // earlier images (state/shmem.h); updated.  nullptr: store all.
   state::ShmemPages* shmem_done = nullptr;
+  // --save-files: copies the selected files (once per checkpoint, shared by
+  // every DumpProcess of it) and records them and its patterns in the
+  // image; null: nothing is saved.  The caller owns the copies it wrote.
+  state::FileSaver* saver = nullptr;
 };
 
 struct DumpResult {

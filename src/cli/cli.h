@@ -50,6 +50,7 @@ struct RestartRequest {
   std::string ckptdir;   // empty: the checkpoint's directory
   std::string compress;  // empty: from the manifest
   uint32_t keep = 0;     // 0: from the manifest
+  std::vector<std::string> save_files;  // --save-files as given; empty: env, else the checkpoint's
   std::vector<std::string> paths;  // a directory, a manifest, or image files
 };
 
@@ -106,6 +107,13 @@ struct CoordinatorSpawn {
 // returned connection must stay open while the job runs: it keeps an
 // --exit-on-last coordinator from exiting before the supervisor joins.
 StatusOr<std::unique_ptr<coordinator::Client>> EnsureCoordinator(GlobalOptions& g, const CoordinatorSpawn& spawn);
+
+// Adds `--save-files PATTERN` (repeatable) to a launch/run/restart command.
+void AddSaveFilesOption(CLI::App* sub, std::vector<std::string>& patterns, bool restart);
+// The patterns in effect: the flags, else STASIS_SAVE_FILES (colon
+// separated), made absolute against the current directory
+// (state/saved_files.h).  Empty: none given.
+StatusOr<std::vector<std::string>> ResolveSaveFiles(const std::vector<std::string>& flags);
 
 // The job settings common to launch and restart.
 job::JobSettings MakeJobSettings(const GlobalOptions& g, const CoordinatorSpawn& spawn,

@@ -3,6 +3,11 @@
 
 #include "cli/cli.h"
 #include "image/writer.h"
+#include "state/saved_files.h"
+
+#include <unistd.h>
+#include <climits>
+#include <cstdlib>
 
 namespace stasis::cli {
 
@@ -16,6 +21,7 @@ struct LaunchOptions {
   std::string ckptdir;
   std::string compress = "zstd:1";
   uint32_t keep = 2;
+  std::vector<std::string> save_files;
 };
 
 }  // namespace
@@ -30,6 +36,7 @@ Action AddLaunch(CLI::App& app, GlobalOptions& g) {
       "Run PROGRAM ARGS... under Stasis so that it can be checkpointed; exits with the program's exit code.\n"
       "Starts a coordinator at --coord-host:--coord-port if none answers, or joins the job of the one there.");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, false);
+  AddSaveFilesOption(sub, opts->save_files, false);
   // Everything from the first non-option word on is the program's command line.
   // (CLI11 checks fallthrough before prefix_command, hence the own copies
   // of the global options.)
@@ -70,13 +77,20 @@ Action AddLaunch(CLI::App& app, GlobalOptions& g) {
       PrintError("launch", agent.status().message());
       return 1;
     }
+    auto save_files = ResolveSaveFiles(opts->save_files);
+    if (!save_files.ok()) {
+      PrintError("launch", save_files.status().message());
+      return 1;
+    }
     CoordinatorSpawn spawn{*dir, opts->interval, opts->interval.has_value(), opts->keep, spec->ToString()};
     auto client = EnsureCoordinator(g, spawn);
     if (!client.ok()) {
       PrintError("launch", client.status().message());
       return 1;
     }
-    auto rc = job::Launch(MakeJobSettings(g, spawn, *agent), argv);
+    job::JobSettings settings = MakeJobSettings(g, spawn, *agent);
+    settings.save_files = *save_files;
+    auto rc = job::Launch(settings, argv);
     if (!rc.ok()) {
       PrintError("launch", rc.status().message());
       return 1;
@@ -107,6 +121,33 @@ void AddJobOptions(CLI::App* sub, std::optional<double>& interval, std::string& 
                   "Number of complete checkpoints kept in the directory; older ones are deleted" +
                       std::string(restart ? " (default: as when checkpointed)" : " (default: 2)"))
       ->check(CLI::Range(1u, 1000000u));
+}
+
+}  // namespace stasis::cli
+
+namespace stasis::cli {
+
+void AddSaveFilesOption(CLI::App* sub, std::vector<std::string>& patterns, bool restart) {
+  sub->add_option("--save-files", patterns,
+                  "Save the contents of open files whose absolute path matches PATTERN (a glob; * also "
+                  "matches /, so \"$TMPDIR/*\" is everything below $TMPDIR) in each checkpoint, and "
+                  "write them back at restart: node-local scratch. Any pattern also saves every open file "
+                  "that was deleted. Repeatable (env STASIS_SAVE_FILES, colon separated" +
+                      std::string(restart ? "; default: as when checkpointed)" : ")"))
+      ->type_name("PATTERN")
+      ->expected(1)  // one per occurrence: `--save-files P PROGRAM` must leave PROGRAM alone
+      ->allow_extra_args(false)
+      ->take_all();
+}
+
+StatusOr<std::vector<std::string>> ResolveSaveFiles(const std::vector<std::string>& flags) {
+  std::vector<std::string> patterns = flags;
+  if (patterns.empty()) {
+    if (const char* env = std::getenv("STASIS_SAVE_FILES")) patterns = state::SplitSavePatterns(env);
+  }
+  char cwd[PATH_MAX];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) cwd[0] = '\0';
+  return state::NormalizeSavePatterns(patterns, cwd[0] ? cwd : "/");
 }
 
 }  // namespace stasis::cli

@@ -68,6 +68,7 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
       "PATH is a checkpoint directory (newest complete checkpoint; older ones are tried if it cannot be\n"
       "restored), a manifest file (stasis_manifest_N.json), or one or more image files (*.stasis).");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, true);
+  AddSaveFilesOption(sub, opts->save_files, true);
   sub->add_option("PATH", opts->paths, "Checkpoint directory, manifest, or image files")->required();
   return [opts, &g]() -> int { return RunRestart(g, *opts, "restart"); };
 }
@@ -94,6 +95,11 @@ int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
         return 1;
       }
       opts->compress = spec->ToString();
+    }
+    auto save_files = ResolveSaveFiles(opts->save_files);
+    if (!save_files.ok()) {
+      PrintError(cmd, save_files.status().message());
+      return 1;
     }
     std::vector<std::string> errors;
     std::unique_ptr<coordinator::Client> client;  // held while the job runs
@@ -131,7 +137,9 @@ int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
         }
         if (on_attempt) on_attempt(a.manifest.empty() ? a.images[0] : a.manifest);
         if (g.verbose) std::cerr << "stasis: restarting " << (a.manifest.empty() ? a.images[0] : a.manifest) << "\n";
-        auto rc = job::Restart(MakeJobSettings(g, spawn, *agent), a.manifest, a.images);
+        job::JobSettings settings = MakeJobSettings(g, spawn, *agent);
+        settings.save_files = *save_files;  // empty: the checkpoint's own
+        auto rc = job::Restart(settings, a.manifest, a.images);
         if (rc.ok()) return *rc;
         failed = rc.status();
       }

@@ -55,7 +55,13 @@ struct RunOptions {
   std::string signals = "USR1,TERM";
   std::optional<double> before_end;
   std::string after;
+  std::vector<std::string> save_files;
 };
+
+job::JobSettings WithSaveFiles(job::JobSettings s, std::vector<std::string> patterns) {
+  s.save_files = std::move(patterns);
+  return s;
+}
 
 // The write end of the signal pipe, for RecordSignal (-1: none).
 std::atomic<int> g_signal_fd{-1};
@@ -282,6 +288,7 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
       "every time after (for batch scripts submitted again or requeued).  On a checkpoint signal or timer:\n"
       "checkpoint, stop the job, requeue it (--requeue) and exit 0.  Holds a lock on --ckptdir.");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, false);
+  AddSaveFilesOption(sub, opts->save_files, false);
   sub->add_flag("--requeue", opts->requeue,
                 "After a checkpoint triggered by a signal or timer, run 'scontrol requeue $SLURM_JOB_ID'");
   sub->add_option("--checkpoint-signal", opts->signals,
@@ -420,6 +427,7 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
       req.compress = spec->ToString();
       req.keep = opts->keep;
       req.paths = {*dir};
+      req.save_files = opts->save_files;
       rc = RunRestart(g, req, "run", [&](const std::string& manifest) {
         Say("restarting from " + manifest + " (SLURM_RESTART_COUNT=" + count + ")");
         watcher->WatchCoordinator(g);
@@ -433,9 +441,11 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
         PrintError("run", agent.status().message());
       } else if (auto client = EnsureCoordinator(g, spawn); !client.ok()) {
         PrintError("run", client.status().message());
+      } else if (auto save = ResolveSaveFiles(opts->save_files); !save.ok()) {
+        PrintError("run", save.status().message());
       } else {
         watcher->WatchCoordinator(g);
-        if (auto r = job::Launch(MakeJobSettings(g, spawn, *agent), argv); !r.ok()) {
+        if (auto r = job::Launch(WithSaveFiles(MakeJobSettings(g, spawn, *agent), *save), argv); !r.ok()) {
           PrintError("run", r.status().message());
         } else {
           rc = *r;

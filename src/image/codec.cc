@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
 
@@ -202,12 +203,20 @@ json Encode(const ProcessImage& img, bool display) {
       fds.back()["shmem"] = {{"id", f.shmem_id}, {"size", f.shmem_size}, {"data", std::move(runs)}};
     }
     if (f.terminal) fds.back()["terminal"] = EncodeTerminal(*f.terminal, display);
+    if (f.saved) {
+      const SavedFile& sf = *f.saved;
+      // The checksum as hex in both forms: a JSON number would lose bits in
+      // tools that read numbers as doubles.
+      fds.back()["saved"] = {{"name", sf.name}, {"size", sf.size}, {"xxh3", Hex64(sf.xxh3)},
+                             {"mode", sf.mode}, {"deleted", sf.deleted}};
+    }
   }
   j["fds"] = std::move(fds);
   json pipes = json::array();
   for (const auto& pc : img.pipes)
     pipes.push_back({{"inode", pc.inode}, {"bytes", bytes(pc.bytes.data(), pc.bytes.size())}});
   j["pipes"] = std::move(pipes);
+  if (!img.save_files.empty()) j["save_files"] = img.save_files;
   j["agent"] = {{"control_block", img.agent.control_block}, {"socket_fd", img.agent.socket_fd}};
   return j;
 }
@@ -560,6 +569,25 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
       d.Get(*t, "foreground_pgid", &ts.foreground_pgid, q);
       f.terminal = std::move(ts);
     }
+    // Absent unless the file was saved (--save-files), and in older images.
+    if (const json* sv = d.Field(e, "saved", p)) {
+      SavedFile sf;
+      const std::string q = p + ".saved";
+      std::string hex;
+      d.Get(*sv, "name", &sf.name, q);
+      d.Get(*sv, "size", &sf.size, q);
+      d.Get(*sv, "xxh3", &hex, q);
+      d.Get(*sv, "mode", &sf.mode, q);
+      d.Get(*sv, "deleted", &sf.deleted, q);
+      char* end = nullptr;
+      sf.xxh3 = std::strtoull(hex.c_str(), &end, 16);
+      if (d.status.ok() && (hex.empty() || hex.size() > 16 || *end != '\0'))
+        d.Fail(q + ".xxh3", "expected up to 16 hex digits, got \"" + hex + "\"");
+      // A name is a plain file inside the checkpoint directory, never a path.
+      if (d.status.ok() && (sf.name.empty() || sf.name.find('/') != std::string::npos || sf.name[0] == '.'))
+        d.Fail(q + ".name", "not a plain file name: \"" + sf.name + "\"");
+      f.saved = std::move(sf);
+    }
     img.fds.push_back(std::move(f));
   });
   // Absent in images written before pipe contents were recorded: none.
@@ -568,6 +596,10 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
     d.Get(e, "inode", &pc.inode, p);
     d.Binary(e, "bytes", p, nullptr, 0, &pc.bytes);
     img.pipes.push_back(std::move(pc));
+  });
+  d.Array(j, "save_files", r, 1 << 12, [&](const json& e, size_t, const std::string& p) {
+    if (!e.is_string()) return d.Fail(p, "expected a string");
+    img.save_files.push_back(e.get<std::string>());
   });
   if (const json* a = d.Field(j, "agent", r)) {
     d.Get(*a, "control_block", &img.agent.control_block, "agent");

@@ -129,6 +129,10 @@ void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_siz
     out << Fmt("  %4d %-11s flags 0%o%s offset %" PRIu64 "  %s", f.fd, FdKindName(f.kind), f.flags,
                f.cloexec ? " cloexec" : "", f.offset, f.path.c_str());
     if (f.stdio_alias >= 0) out << "  (shares stdio " << f.stdio_alias << ")";
+    if (f.saved) {
+      out << Fmt("\n       saved%s: %s (%s, xxh3 %016" PRIx64 ")", f.saved->deleted ? " (deleted file)" : "",
+                 f.saved->name.c_str(), HumanBytes(f.saved->size).c_str(), f.saved->xxh3);
+    }
     if (f.terminal) {
       const TerminalState& t = *f.terminal;
       out << Fmt("\n       terminal %u:%u %ux%u %secho %sicanon", major(t.device), minor(t.device), t.rows,
@@ -140,6 +144,11 @@ void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_siz
     }
     out << "\n";
     PrintAnonFd(f, out);
+  }
+  if (!m.save_files.empty()) {
+    out << "save files:    ";
+    for (const auto& p : m.save_files) out << " " << p;
+    out << "\n";
   }
   out << "mapped memory:  " << HumanBytes(mapped) << "\n";
   if (sum) {

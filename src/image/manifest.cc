@@ -27,6 +27,8 @@ constexpr char kManifestSuffix[] = ".json";
 constexpr char kImagePrefix[] = "ckpt_";
 constexpr char kImageSuffix[] = ".stasis";
 constexpr char kTmpSuffix[] = ".tmp";
+constexpr char kSavedPrefix[] = "saved_";
+constexpr char kSavedSuffix[] = ".data";
 
 bool StartsWith(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 bool EndsWith(const std::string& s, const std::string& p) {
@@ -76,11 +78,21 @@ std::optional<uint64_t> ImageGeneration(const std::string& name) {
   return ParseDigits(stem.substr(us + 1));
 }
 
+// Generation of a saved file copy "saved_<job>_<key>_<gen>.data".
+std::optional<uint64_t> SavedGeneration(const std::string& name) {
+  if (!StartsWith(name, kSavedPrefix) || !EndsWith(name, kSavedSuffix)) return std::nullopt;
+  const std::string stem = name.substr(0, name.size() - (sizeof kSavedSuffix - 1));
+  auto us = stem.find_last_of('_');
+  if (us == std::string::npos || us < sizeof kSavedPrefix - 1) return std::nullopt;
+  return ParseDigits(stem.substr(us + 1));
+}
+
 // Generation of any file name Stasis writes in a checkpoint directory,
 // including their "*.tmp" forms.
 std::optional<uint64_t> AnyGeneration(std::string name) {
   if (EndsWith(name, kTmpSuffix)) name.resize(name.size() - (sizeof kTmpSuffix - 1));
   if (auto g = ManifestGeneration(name)) return g;
+  if (auto g = SavedGeneration(name)) return g;
   return ImageGeneration(name);
 }
 
@@ -205,6 +217,12 @@ std::string ImageFileName(const std::string& program, const std::string& job_id,
          "_" + Gen6(generation) + kImageSuffix;
 }
 
+std::string SavedFileName(const std::string& job_id, uint64_t key, uint64_t generation) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(key));
+  return std::string(kSavedPrefix) + Sanitize(job_id) + "_" + hex + "_" + Gen6(generation) + kSavedSuffix;
+}
+
 Status WriteManifest(const std::string& dir, const Manifest& m) {
   std::string text = ToJsonManifest(m).dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   return WriteFileAtomically(Join(dir, ManifestFileName(m.generation)), text);
@@ -288,7 +306,9 @@ Status PruneCheckpoints(const std::string& dir, uint32_t keep) {
   }
 
   // Leftovers: "*.tmp" of any generation up to the newest complete one, and
-  // images of this job from failed checkpoints older than the oldest kept.
+  // images of this job from failed checkpoints older than the oldest kept;
+  // saved file copies of this job older than the oldest kept checkpoint
+  // (a copy belongs to its own generation's checkpoint only).
   auto names = ListDir(dir);
   if (!names.ok()) return names.status();
   const std::string job_tag = "_" + Sanitize(job_id) + "_";
@@ -297,8 +317,8 @@ Status PruneCheckpoints(const std::string& dir, uint32_t keep) {
     if (!g) continue;
     if (EndsWith(n, kTmpSuffix)) {
       if (*g <= newest_kept) remove(n);
-    } else if (ImageGeneration(n) && *g < oldest_kept && !job_id.empty() &&
-               n.find(job_tag) != std::string::npos) {
+    } else if ((ImageGeneration(n) || StartsWith(n, std::string(kSavedPrefix) + Sanitize(job_id) + "_")) &&
+               *g < oldest_kept && !job_id.empty() && n.find(job_tag) != std::string::npos) {
       remove(n);
     }
   }

@@ -45,6 +45,11 @@ std::string ManifestFileName(uint64_t generation);
 std::string ImageFileName(const std::string& program, const std::string& job_id,
                           int32_t pid, uint64_t generation);
 
+// "saved_<job_id>_<key, 16 hex digits>_<generation>.data": a file saved into
+// checkpoint `generation` with --save-files (src/state/saved_files.h).
+// Copies belong to their generation: PruneCheckpoints deletes them with it.
+std::string SavedFileName(const std::string& job_id, uint64_t key, uint64_t generation);
+
 // Writes <dir>/<ManifestFileName(m.generation)> atomically (tmp+fsync+rename).
 Status WriteManifest(const std::string& dir, const Manifest& m);
 // Errors name the file and the problem (not JSON, missing field...).
@@ -56,7 +61,8 @@ StatusOr<std::vector<std::string>> ListManifests(const std::string& dir);
 // their "*.tmp" forms (0 if none or unreadable).
 uint64_t HighestGeneration(const std::string& dir);
 // Deletes manifests and images of all but the newest `keep` complete
-// checkpoints, and stale "*.tmp" files of older generations.  Only called
+// checkpoints, saved file copies (SavedFileName) of this job older than the
+// oldest kept checkpoint, and stale "*.tmp" files of older generations.  Only called
 // after a newer manifest is durable.  keep < 1 is treated as 1.  Files listed
 // by a kept manifest are never deleted.
 Status PruneCheckpoints(const std::string& dir, uint32_t keep);

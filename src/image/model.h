@@ -163,6 +163,17 @@ struct ShmemRun {
   std::vector<uint8_t> bytes;   // whole pages
 };
 
+// A regular file whose contents were copied into the checkpoint directory
+// (`--save-files`, src/state/saved_files.h): one copy per file and
+// checkpoint, shared by every descriptor of every process that held it.
+struct SavedFile {
+  std::string name;       // the copy's file name inside the checkpoint directory
+  uint64_t size = 0;      // bytes of the file (holes included)
+  uint64_t xxh3 = 0;      // XXH3-64 of the size bytes (holes read as zeros)
+  uint32_t mode = 0600;   // permission bits (st_mode & 07777) for recreating it
+  bool deleted = false;   // it had been unlinked while open
+};
+
 // One open file descriptor.
 struct FileDescriptor {
   enum class Kind : uint8_t {
@@ -201,6 +212,8 @@ struct FileDescriptor {
   // Terminals (kind kTty): what the restart reapplies to the new terminal.
   // Absent if the terminal could not be read (hung up) or in older images.
   std::optional<TerminalState> terminal;
+  // Regular files saved with `--save-files`: where the contents are.
+  std::optional<SavedFile> saved;
 };
 
 // Kernel-maintained mm fields restored through prctl(PR_SET_MM_MAP).
@@ -282,6 +295,9 @@ struct ProcessImage {
   Capabilities caps;
   std::vector<FileDescriptor> fds;
   std::vector<PipeContents> pipes;  // one per pipe read by this process
+  // The job's `--save-files` patterns at checkpoint (src/state/saved_files.h),
+  // reused by a restart that gives none.
+  std::vector<std::string> save_files;
 
   AgentInfo agent;
 };

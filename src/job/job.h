@@ -21,6 +21,9 @@ struct JobSettings {
   bool quiet = false;
   std::string agent_lib;          // absolute path of libstasis_agent.so
   std::string stasis_exe;         // absolute path of the stasis binary (for the coordinator and restart script)
+  // --save-files patterns, absolute (state/saved_files.h); restart: empty
+  // means the checkpoint's own.
+  std::vector<std::string> save_files;
 };
 
 // Runs `argv` (argv[0] resolved in PATH beforehand by the caller) under a new

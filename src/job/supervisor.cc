@@ -23,6 +23,7 @@
 
 #include "agent/agent_protocol.h"
 #include "checkpoint/dumper.h"
+#include "state/saved_files.h"
 #include "state/sockets.h"
 #include "common/scoped_fd.h"
 #include "image/manifest.h"
@@ -177,6 +178,8 @@ class Supervisor {
   std::set<pid_t> warned_no_agent_;   // warned once: never connects (static binary?)
   std::map<uint64_t, std::vector<std::string>> images_;  // generation -> written paths
   std::map<pid_t, std::string> notified_;                // last "processes" sent
+  // --save-files patterns in effect (restart: the images' unless given).
+  std::vector<std::string> save_files_ = cfg_.settings.save_files;
 };
 
 Status Supervisor::Setup() {
@@ -256,9 +259,18 @@ StatusOr<pid_t> Supervisor::LaunchProgram() {
 StatusOr<pid_t> Supervisor::RestoreProgram() {
   std::vector<std::unique_ptr<image::ImageReader>> readers;
   std::vector<restore::TreeProcess> procs;
+  std::vector<const image::ProcessImage*> metas;
+  std::vector<std::string> dirs;
+  const bool inherit_save_files = save_files_.empty();
   for (const auto& path : cfg_.image_paths) {
     ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(path));
     RETURN_IF_ERROR(restore::PrecheckImage(*reader).With(path));
+    metas.push_back(&reader->metadata());
+    dirs.push_back(path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/')));
+    for (const std::string& p : reader->metadata().save_files) {
+      if (inherit_save_files && std::find(save_files_.begin(), save_files_.end(), p) == save_files_.end())
+        save_files_.push_back(p);
+    }
     procs.push_back(restore::TreeProcessOf(reader->metadata()));
     readers.push_back(std::move(reader));
   }
@@ -270,6 +282,11 @@ StatusOr<pid_t> Supervisor::RestoreProgram() {
   opts.pause_before_jump = EnvIsOne("STASIS_RESTART_PAUSE");
   std::vector<image::ImageReader*> ptrs;
   for (auto& r : readers) ptrs.push_back(r.get());
+  // Files saved with --save-files, recreated once for the whole tree before
+  // any process exists; `saved` holds deleted ones open until every process
+  // has reopened them (saved_files.h).
+  ASSIGN_OR_RETURN(state::SavedFilesRestore saved, state::SavedFilesRestore::Prepare(metas, dirs));
+  if (saved.files() > 0) Info(fmt::format("restored {} saved file(s)", saved.files()));
   ASSIGN_OR_RETURN(std::vector<pid_t> roots, restore::RestoreTree(ptrs, *plan, opts));
   for (const auto& p : procs) restored_pids_.push_back(p.pid);
   // The main process (exit code, forwarded signals) is the lowest-pid root:
@@ -444,6 +461,8 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
     return {{"ok", false}, {"error", st.message()}};
   std::vector<std::pair<int32_t, image::FileDescriptor>> job_sockets;
   state::ShmemPages shmem_done;  // each shared memory page goes into one image
+  std::optional<state::FileSaver> saver;  // --save-files: one per checkpoint, files copied once
+  if (!save_files_.empty()) saver.emplace(dir, job_id_, generation, save_files_);
   for (pid_t pid : quiesced_pids_) {
     auto it = by_pid.find(pid);
     if (it == by_pid.end()) {
@@ -462,7 +481,11 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
     req.job_id = job_id_;
     req.worker_threads = 2;
     req.shmem_done = &shmem_done;
+    req.saver = saver ? &*saver : nullptr;
     auto res = checkpoint::DumpProcess(req);
+    if (saver) {  // copies belong to this generation: removed with its images on failure
+      for (std::string& p : saver->TakeWritten()) images_[generation].push_back(std::move(p));
+    }
     if (!res.ok()) {
       RemoveImages(generation);
       // A process killed while quiesced is a zombie: /proc/<pid>/mem then
@@ -482,6 +505,8 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
                          {"image_size", res->image_size}});
     Info(fmt::format("wrote {} ({} bytes, {:.2f} s)", req.path, res->image_size, res->seconds));
   }
+  if (saver && saver->files() > 0)
+    Info(fmt::format("saved {} file(s), {} bytes", saver->files(), saver->bytes()));
   for (const std::string& w : state::OutsidePeerWarnings(job_sockets))
     Warn(fmt::format("checkpoint {}: {}", generation, w));
   return {{"ok", true}, {"processes", processes}};

@@ -21,6 +21,7 @@
 
 #include "common/scoped_fd.h"
 #include "state/anon_inode.h"
+#include "state/saved_files.h"
 #include "state/tty.h"
 
 namespace stasis::state {
@@ -72,17 +73,22 @@ StatusOr<ScopedFd> ReplaceByDevNull(const image::FileDescriptor& f, int warn_fd)
 
 Status DeletedError(const image::FileDescriptor& f) {
   return Status::Error(FdPrefix(f.fd) + ": " + f.path.substr(0, f.path.size() - (sizeof kDeletedSuffix - 1)) +
-                       " was deleted while open; saving the contents of deleted files is "
-                       "not supported yet");
+                       " was deleted while open and its contents were not saved in the checkpoint; "
+                       "launch with --save-files PATTERN (any pattern also saves every deleted open "
+                       "file, e.g. --save-files \"$TMPDIR/*\") to checkpoint such files");
 }
 
-Status CheckOne(const image::FileDescriptor& f) {
+Status CheckOne(const image::FileDescriptor& f, const std::vector<std::string>& save_files) {
   if (f.stdio_alias >= 0 || f.shmem_id != 0) return Status::Ok();  // shmem: recreated (shmem.h)
   struct stat st;
   switch (f.kind) {
     case Kind::kRegular:
     case Kind::kDirectory: {
+      if (f.saved) return Status::Ok();  // recreated from its copy (saved_files.h)
       if (IsDeleted(f.path)) return DeletedError(f);
+      if (f.kind == Kind::kDirectory && MatchesSavePattern(save_files, f.path)) {
+        return Status::Ok();  // created if missing (saved_files.h)
+      }
       if (::stat(f.path.c_str(), &st) != 0) return Status::Errno(FdPrefix(f.fd) + ": " + f.path);
       const bool want_dir = f.kind == Kind::kDirectory;
       if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
@@ -125,8 +131,11 @@ StatusOr<ScopedFd> OpenOne(const image::FileDescriptor& f, const int stdio[3], i
   }
   switch (f.kind) {
     case Kind::kRegular: {
-      if (IsDeleted(f.path)) return DeletedError(f);
-      ScopedFd fd(::open(f.path.c_str(), ReopenFlags(f.flags)));
+      if (IsDeleted(f.path) && !f.saved) return DeletedError(f);
+      // A saved deleted file is reopened through the supervisor's descriptor.
+      const std::string path = SavedOpenPath(f);
+      if (path.empty()) return Status::Error(who + ": its saved copy was not restored");
+      ScopedFd fd(::open(path.c_str(), ReopenFlags(f.flags)));
       if (!fd) return Status::Errno(who + ": reopen");
       if (f.flags & O_PATH) return fd;  // no data access: no size or offset to restore
       struct stat st;
@@ -344,7 +353,7 @@ Status CheckFiles(const image::ProcessImage& img) {
   std::string errors;
   for (const image::FileDescriptor& f : img.fds) {
     if (f.fd == img.agent.socket_fd && f.fd >= 0) continue;  // never restored
-    Status st = CheckOne(f);
+    Status st = CheckOne(f, img.save_files);
     if (!st.ok()) errors += (errors.empty() ? "" : "; ") + st.message();
   }
   if (errors.empty()) return Status::Ok();

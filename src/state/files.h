@@ -3,7 +3,9 @@
 // Capture reads /proc/<pid>/fd/<n> (readlink, stat) and /proc/<pid>/fdinfo/<n>
 // (pos, flags) and classifies each descriptor.  Restore policy:
 //   * regular files and directories are reopened by path with their flags
-//     and offset.  A file opened for writing that has grown since the
+//     and offset.  Files saved with --save-files (deleted ones, node-local
+//     scratch) are first recreated from their copies, see saved_files.h; a
+//     deleted file without a copy fails the restart.  A file opened for writing that has grown since the
 //     checkpoint is truncated back to its checkpoint size: the bytes beyond
 //     were written by the run that was lost, and the restarted program writes
 //     them again (so an append-only log holds every line exactly once);

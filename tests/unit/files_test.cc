@@ -174,7 +174,7 @@ TEST(FilesCheck, MissingAndDeleted) {
   st = CheckFiles(img);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("deleted"), std::string::npos) << st.message();
-  EXPECT_NE(st.message().find("not supported yet"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("--save-files"), std::string::npos) << st.message();
 
   // A socket shared with stdout is fine; the agent's socket is never checked.
   img.fds[0].kind = Kind::kSocket;

@@ -1,0 +1,393 @@
+// Saved files: copying open files into the checkpoint and back.  Policy and
+// contracts in saved_files.h; sources: fnmatch(3), lseek(2) (SEEK_DATA,
+// SEEK_HOLE), proc(5) (/proc/<pid>/fd magic links), rename(2), xxhash.h
+// (XXH3 streaming API).
+#include "state/saved_files.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <set>
+
+#include "image/io_util.h"
+#include "image/manifest.h"
+
+namespace stasis::state {
+namespace {
+
+constexpr const char kDeletedSuffix[] = " (deleted)";
+constexpr size_t kChunk = 1 << 20;
+
+// Open paths of recreated deleted files, by copy name; set by Prepare() in
+// the supervisor, inherited by the pre-restorers it forks.
+std::map<std::string, std::string>& OpenPaths() {
+  static std::map<std::string, std::string> table;
+  return table;
+}
+
+struct XxhState {
+  XXH3_state_t* s = XXH3_createState();
+  XxhState() { XXH3_64bits_reset(s); }
+  ~XxhState() { XXH3_freeState(s); }
+  XxhState(const XxhState&) = delete;
+  XxhState& operator=(const XxhState&) = delete;
+};
+
+// Feeds `n` zero bytes (a hole) to the hash.
+void HashZeros(XxhState& h, uint64_t n) {
+  static const std::vector<uint8_t> zeros(kChunk, 0);
+  while (n > 0) {
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, kChunk));
+    XXH3_64bits_update(h.s, zeros.data(), k);
+    n -= k;
+  }
+}
+
+// Reads the first `size` bytes of `src` segment by segment (data runs from
+// SEEK_DATA/SEEK_HOLE; holes are hashed as zeros and skipped), hashing all
+// of them and, if dst >= 0, writing the data runs at the same offsets.
+// `src_name`/`dst_name` are for messages.
+StatusOr<uint64_t> CopyAndHash(int src, uint64_t size, int dst, const std::string& src_name,
+                               const std::string& dst_name) {
+  struct stat st;
+  if (::fstat(src, &st) != 0) return Status::Errno(src_name + ": fstat");
+  if (static_cast<uint64_t>(st.st_size) < size) {
+    return Status::Error(src_name + ": ends at " + std::to_string(st.st_size) + " bytes, expected " +
+                         std::to_string(size));
+  }
+  XxhState h;
+  std::vector<uint8_t> buf(kChunk);
+  uint64_t at = 0;
+  bool sparse_ok = true;
+  while (at < size) {
+    uint64_t data = at, end = size;
+    if (sparse_ok) {
+      off_t d = ::lseek(src, static_cast<off_t>(at), SEEK_DATA);
+      if (d < 0 && errno == ENXIO) {
+        data = size;  // only a hole is left
+      } else if (d < 0) {
+        sparse_ok = false;  // EINVAL: no SEEK_DATA here; copy densely
+      } else {
+        data = std::min<uint64_t>(static_cast<uint64_t>(d), size);
+        off_t e = ::lseek(src, d, SEEK_HOLE);
+        end = e < 0 ? size : std::min<uint64_t>(static_cast<uint64_t>(e), size);
+      }
+    }
+    HashZeros(h, data - at);
+    at = data;
+    while (at < end) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(end - at, kChunk));
+      ASSIGN_OR_RETURN(size_t got, image::internal::PreadUpTo(src, buf.data(), want, at, src_name));
+      if (got == 0) {
+        return Status::Error(src_name + ": ends at " + std::to_string(at) + " bytes, expected " +
+                             std::to_string(size));
+      }
+      XXH3_64bits_update(h.s, buf.data(), got);
+      if (dst >= 0) {
+        ssize_t w;
+        size_t done = 0;
+        while (done < got) {
+          w = ::pwrite(dst, buf.data() + done, got - done, static_cast<off_t>(at + done));
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) return Status::Errno(dst_name + ": write");
+          done += static_cast<size_t>(w);
+        }
+      }
+      at += got;
+    }
+  }
+  if (dst >= 0 && ::ftruncate(dst, static_cast<off_t>(size)) != 0) {
+    return Status::Errno(dst_name + ": setting its size to " + std::to_string(size));  // trailing hole
+  }
+  return static_cast<uint64_t>(XXH3_64bits_digest(h.s));
+}
+
+std::string Hex(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string DirOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// mkdir -p (0700 for new components, which may hold scratch data).
+Status MakeParents(const std::string& dir) {
+  if (dir.empty() || dir == "/" || dir == ".") return Status::Ok();
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return Status::Ok();
+    return Status::Error(dir + ": not a directory");
+  }
+  RETURN_IF_ERROR(MakeParents(DirOf(dir)));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::Errno("creating directory " + dir);
+  return Status::Ok();
+}
+
+// Writes the verified copy `copy` (size/checksum `s`) into `fd`; the
+// checksum is checked again while writing (the copy is read once more).
+Status FillFrom(const std::string& copy, const image::SavedFile& s, int fd, const std::string& target) {
+  ScopedFd in(::open(copy.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return Status::Errno(copy + ": open");
+  ASSIGN_OR_RETURN(uint64_t sum, CopyAndHash(in.get(), s.size, fd, copy, target));
+  if (sum != s.xxh3) return Status::Error(copy + ": changed while it was being restored to " + target);
+  if (::fchmod(fd, s.mode & 07777) != 0) return Status::Errno(target + ": chmod");
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::vector<std::string> SplitSavePatterns(const std::string& colon_separated) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= colon_separated.size()) {
+    size_t colon = colon_separated.find(':', at);
+    if (colon == std::string::npos) colon = colon_separated.size();
+    if (colon > at) out.push_back(colon_separated.substr(at, colon - at));
+    at = colon + 1;
+  }
+  return out;
+}
+
+StatusOr<std::vector<std::string>> NormalizeSavePatterns(const std::vector<std::string>& patterns,
+                                                         const std::string& cwd) {
+  std::vector<std::string> out;
+  for (const std::string& p : patterns) {
+    if (p.empty()) return Status::Error("--save-files: empty pattern");
+    std::string abs = p;
+    if (p[0] != '/' && p[0] != '*') {
+      std::string rel = p;
+      while (rel.rfind("./", 0) == 0) rel.erase(0, 2);
+      abs = (cwd.empty() || cwd.back() != '/') ? cwd + "/" + rel : cwd + rel;
+    }
+    if (std::find(out.begin(), out.end(), abs) == out.end()) out.push_back(std::move(abs));
+  }
+  return out;
+}
+
+bool MatchesSavePattern(const std::vector<std::string>& patterns, const std::string& path) {
+  for (const std::string& p : patterns)
+    if (::fnmatch(p.c_str(), path.c_str(), 0) == 0) return true;
+  return false;
+}
+
+std::pair<std::string, bool> LivePath(const std::string& fd_path) {
+  const size_t n = sizeof kDeletedSuffix - 1;
+  if (fd_path.size() >= n && fd_path.compare(fd_path.size() - n, n, kDeletedSuffix) == 0)
+    return {fd_path.substr(0, fd_path.size() - n), true};
+  return {fd_path, false};
+}
+
+bool ShouldSaveFile(const std::vector<std::string>& patterns, const image::FileDescriptor& f) {
+  if (patterns.empty() || f.kind != image::FileDescriptor::Kind::kRegular || f.stdio_alias >= 0) return false;
+  // Shared memory objects (memfd, /dev/shm) are saved with their mappings (shmem.h).
+  if (f.path.rfind("/memfd:", 0) == 0 || f.path.rfind("/dev/shm/", 0) == 0) return false;
+  auto [path, deleted] = LivePath(f.path);
+  return deleted || MatchesSavePattern(patterns, path);
+}
+
+StatusOr<CopyStats> WriteSavedCopy(int src, uint64_t size, const std::string& dst, const std::string& what) {
+  const std::string tmp = dst + ".tmp";
+  ::unlink(tmp.c_str());  // a leftover from a crashed checkpoint of this generation
+  ScopedFd out(::open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+  if (!out) return Status::Errno(tmp + ": create");
+  auto fail = [&](Status st) {
+    ::unlink(tmp.c_str());
+    return st;
+  };
+  auto sum = CopyAndHash(src, size, out.get(), what, tmp);
+  if (!sum.ok()) return fail(sum.status());
+  if (::fsync(out.get()) != 0) return fail(Status::Errno(tmp + ": fsync"));
+  if (::close(out.release()) != 0) return fail(Status::Errno(tmp + ": close"));
+  if (::rename(tmp.c_str(), dst.c_str()) != 0) return fail(Status::Errno("rename " + tmp + " -> " + dst));
+  if (Status st = image::internal::FsyncParentDir(dst); !st.ok()) {
+    ::unlink(dst.c_str());
+    return st;
+  }
+  return CopyStats{size, *sum};
+}
+
+Status VerifySavedCopy(const std::string& path, const image::SavedFile& expected) {
+  ScopedFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return Status::Errno(path + ": cannot open the saved copy");
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) return Status::Errno(path + ": fstat");
+  if (static_cast<uint64_t>(st.st_size) != expected.size) {
+    return Status::Error(path + ": the saved copy is corrupt: " + std::to_string(st.st_size) +
+                         " bytes, the checkpoint recorded " + std::to_string(expected.size));
+  }
+  ASSIGN_OR_RETURN(uint64_t sum, CopyAndHash(in.get(), expected.size, -1, path, ""));
+  if (sum != expected.xxh3) {
+    return Status::Error(path + ": the saved copy is corrupt: checksum " + Hex(sum) +
+                         ", the checkpoint recorded " + Hex(expected.xxh3));
+  }
+  return Status::Ok();
+}
+
+FileSaver::FileSaver(std::string dir, std::string job_id, uint64_t generation, std::vector<std::string> patterns)
+    : dir_(std::move(dir)), job_id_(std::move(job_id)), generation_(generation), patterns_(std::move(patterns)) {}
+
+Status FileSaver::Save(const ProcTarget& target, std::vector<image::FileDescriptor>* fds) {
+  for (image::FileDescriptor& f : *fds) {
+    if (!ShouldSaveFile(patterns_, f)) continue;
+    const std::string link = target.ProcPath("fd/" + std::to_string(f.fd));
+    const std::string who = "pid " + std::to_string(target.pid) + ": fd " + std::to_string(f.fd) + ": " + f.path;
+    // A new open file description of the same inode, readable whatever the
+    // descriptor's own access mode (proc(5): the link works for deleted files).
+    ScopedFd in(::open(link.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return Status::Errno(who + ": cannot open it for saving");
+    struct stat st;
+    if (::fstat(in.get(), &st) != 0) return Status::Errno(who + ": fstat");
+    if (!S_ISREG(st.st_mode)) continue;  // changed kind since CaptureFiles: leave it to files.h
+    const auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+    if (auto it = saved_.find(key); it != saved_.end()) {
+      f.saved = it->second;
+      continue;
+    }
+    auto [path, deleted] = LivePath(f.path);
+    const std::string id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + path;
+    const std::string name = image::SavedFileName(job_id_, XXH3_64bits(id.data(), id.size()), generation_);
+    const std::string dst = dir_ + "/" + name;
+    auto stats = WriteSavedCopy(in.get(), static_cast<uint64_t>(st.st_size), dst, who);
+    if (!stats.ok()) return stats.status().With("saving " + who);
+    written_.push_back(dst);
+    bytes_ += stats->size;
+    image::SavedFile sf;
+    sf.name = name;
+    sf.size = stats->size;
+    sf.xxh3 = stats->xxh3;
+    sf.mode = st.st_mode & 07777;
+    sf.deleted = deleted;
+    saved_[key] = sf;
+    f.saved = std::move(sf);
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> FileSaver::TakeWritten() {
+  std::vector<std::string> out;
+  out.swap(written_);
+  return out;
+}
+
+StatusOr<SavedFilesRestore> SavedFilesRestore::Prepare(const std::vector<const image::ProcessImage*>& images,
+                                                       const std::vector<std::string>& dirs) {
+  if (images.size() != dirs.size()) return Status::Error("saved files: one directory per image expected");
+  struct Work {
+    image::SavedFile s;
+    std::string copy;               // path of the saved copy
+    std::set<std::string> paths;    // live paths of the descriptors (not deleted)
+    std::string deleted_path;       // the old path, if it was deleted
+  };
+  std::map<std::string, Work> work;  // by copy path
+  for (size_t i = 0; i < images.size(); ++i) {
+    for (const image::FileDescriptor& f : images[i]->fds) {
+      if (!f.saved) continue;
+      const std::string copy = dirs[i] + "/" + f.saved->name;
+      Work& w = work[copy];
+      if (w.copy.empty()) {
+        w.s = *f.saved;
+        w.copy = copy;
+      } else if (w.s.size != f.saved->size || w.s.xxh3 != f.saved->xxh3) {
+        return Status::Error(copy + ": images disagree about this saved copy (size or checksum)");
+      }
+      auto [path, deleted] = LivePath(f.path);
+      if (path.empty() || path[0] != '/') return Status::Error("fd " + std::to_string(f.fd) + ": " + f.path +
+                                                               ": a saved file needs an absolute path");
+      if (deleted) w.deleted_path = path;
+      else w.paths.insert(path);
+    }
+  }
+  // Open directories below a pattern: created if missing (saved_files.h).
+  std::set<std::string> dirs_to_make;
+  for (const image::ProcessImage* img : images) {
+    for (const image::FileDescriptor& f : img->fds) {
+      if (f.kind == image::FileDescriptor::Kind::kDirectory && !LivePath(f.path).second &&
+          !f.path.empty() && f.path[0] == '/' && MatchesSavePattern(img->save_files, f.path))
+        dirs_to_make.insert(f.path);
+    }
+  }
+  // Everything is verified before anything is written.
+  for (const auto& [copy, w] : work) {
+    const std::string of = !w.paths.empty() ? *w.paths.begin() : w.deleted_path;
+    RETURN_IF_ERROR(VerifySavedCopy(copy, w.s).With("saved copy of " + of));
+  }
+
+  SavedFilesRestore out;
+  out.owns_table_ = true;
+  OpenPaths().clear();
+  for (const std::string& d : dirs_to_make) RETURN_IF_ERROR(MakeParents(d).With("restoring directory " + d));
+  // Existing files first, so that a deleted file whose name was reused by a
+  // saved file sees its name taken and goes to a hidden name.
+  for (const auto& [copy, w] : work) {
+    for (const std::string& path : w.paths) {
+      RETURN_IF_ERROR(MakeParents(DirOf(path)).With("restoring saved file " + path));
+      const std::string tmp = DirOf(path) + "/.stasis-restore." + image::internal::BaseName(copy);
+      ::unlink(tmp.c_str());
+      ScopedFd fd(::open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+      if (!fd) return Status::Errno("restoring saved file " + path + ": create " + tmp);
+      Status st = FillFrom(copy, w.s, fd.get(), path);
+      if (st.ok() && ::close(fd.release()) != 0) st = Status::Errno(tmp + ": close");
+      if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = Status::Errno("rename " + tmp + " -> " + path);
+      if (!st.ok()) {
+        ::unlink(tmp.c_str());
+        return st.With("restoring saved file " + path);
+      }
+      ++out.files_;
+    }
+  }
+  for (const auto& [copy, w] : work) {
+    if (w.deleted_path.empty()) continue;
+    const std::string& path = w.deleted_path;
+    RETURN_IF_ERROR(MakeParents(DirOf(path)).With("restoring deleted file " + path));
+    // Its old name if free, so the program sees "<path> (deleted)" again.
+    std::string at = path;
+    ScopedFd fd(::open(at.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd && errno == EEXIST) {
+      at = DirOf(path) + "/.stasis-deleted-" + Hex(w.s.xxh3 ^ XXH3_64bits(path.data(), path.size()));
+      ::unlink(at.c_str());
+      fd.reset(::open(at.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+    }
+    if (!fd) return Status::Errno("restoring deleted file " + path + ": create " + at);
+    Status st = FillFrom(copy, w.s, fd.get(), path);
+    ::unlink(at.c_str());  // deleted again; the descriptor keeps it alive
+    if (!st.ok()) return st.With("restoring deleted file " + path);
+    OpenPaths()[image::internal::BaseName(copy)] =
+        "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd.get());
+    out.held_.push_back(std::move(fd));
+    ++out.files_;
+  }
+  return out;
+}
+
+SavedFilesRestore& SavedFilesRestore::operator=(SavedFilesRestore&& o) noexcept {
+  if (this == &o) return *this;
+  if (owns_table_) OpenPaths().clear();
+  held_ = std::move(o.held_);
+  files_ = o.files_;
+  owns_table_ = std::exchange(o.owns_table_, false);
+  return *this;
+}
+
+SavedFilesRestore::~SavedFilesRestore() {
+  if (owns_table_) OpenPaths().clear();
+}
+
+std::string SavedOpenPath(const image::FileDescriptor& f) {
+  if (!f.saved || !LivePath(f.path).second) return f.path;
+  auto it = OpenPaths().find(f.saved->name);
+  return it == OpenPaths().end() ? std::string() : it->second;
+}
+
+}  // namespace stasis::state

@@ -10,5 +10,5 @@ BUILD_DIR=${BUILD_DIR:-build}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
 fi
-ninja -C "$BUILD_DIR" stasis stasis_agent wl_memwork >&2
+ninja -C "$BUILD_DIR" stasis stasis_agent wl_memwork wl_jobwork >&2
 exec /usr/bin/python3 bench/bench.py --build "$BUILD_DIR" "$@"

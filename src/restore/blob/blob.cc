@@ -347,6 +347,14 @@ extern "C" void blob_main(BlobArgs* a) {
   for (int i = 0; i < a->n_fds_to_close && i < 4; ++i)
     if (a->fds_to_close[i] >= 0) Sys(kSysClose, a->fds_to_close[i]);
 
+  // The leader's name first: a restored thread (the agent's) may read
+  // /proc/self/comm as soon as it runs.
+  {
+    char name[16] = {};
+    for (int i = 0; i < 15; ++i) name[i] = a->threads[0].comm[i];
+    if (name[0]) Sys(kSysPrctl, kPrSetName, reinterpret_cast<long>(name));
+  }
+
   // Step 6: the other threads, each with its old tid (clone3(2) set_tid).
   a->threads_started = 0;
   for (int i = 1; i < a->n_threads; ++i) {

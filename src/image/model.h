@@ -101,7 +101,9 @@ struct SocketInfo {
   std::vector<uint8_t> local_addr, peer_addr;
   int32_t backlog = 0;       // listening: accept queue limit
   bool reuse_addr = false, keep_alive = false, no_delay = false;
-  bool shut_rd = false, shut_wr = false;  // shutdown(2) of this end
+  // shut_wr: this end sent its FIN / shut down writing; shut_rd: the peer
+  // did (it closed or shut down writing: after the queue, end-of-file).
+  bool shut_rd = false, shut_wr = false;
   // Unread data in the receive queue, copied without consuming it: a byte
   // stream, or one entry per message for SOCK_DGRAM/SOCK_SEQPACKET.
   std::vector<std::vector<uint8_t>> queued;

@@ -42,29 +42,35 @@ StatusOr<std::vector<PlannedObject>> PlanPipes(const TreePlan& plan,
   for (size_t i = 0; i < images.size(); ++i) {
     const size_t node = plan.node_of_process[i];
     for (const image::FileDescriptor& f : images[i]->fds) {
-      if (f.kind != FdKind::kPipe) continue;
-      const uint64_t ino = state::PipeInode(f.path);
+      const uint64_t ino = state::PipeKey(f);
       if (ino == 0 || f.fd == images[i]->agent.socket_fd) continue;
-      const bool write = (f.flags & O_ACCMODE) != O_RDONLY;
+      const int acc = f.flags & O_ACCMODE;
+      const int end = acc == O_RDONLY ? 0 : acc == O_WRONLY ? 1 : 2;
       PlannedObject& o = by_inode[ino];
       o.kind = PlannedObject::Kind::kPipe;
       o.inode = ino;
-      o.what = "pipe:[" + std::to_string(ino) + "]";
-      o.ends.push_back({node, f.fd, write ? 1 : 0, f.cloexec});
-      o.has_writer |= write;
-      if (f.flags & O_NONBLOCK) o.nonblock[write ? 1 : 0] = true;
-      if (!write && f.stdio_alias < 0) has_reader.insert(ino);
+      if (f.kind == FdKind::kFifo) {
+        o.pipe.fifo_path = f.path;
+        o.what = "FIFO " + f.path;
+      } else {
+        o.what = "pipe:[" + std::to_string(ino) + "]";
+      }
+      o.pipe.what = o.what;
+      o.ends.push_back({node, f.fd, end, f.cloexec});
+      o.pipe.want[end] = true;
+      if (f.flags & O_NONBLOCK) o.pipe.nonblock[end] = true;
+      if (end != 1 && f.stdio_alias < 0) has_reader.insert(ino);
     }
     for (const image::PipeContents& pc : images[i]->pipes) {
       auto it = by_inode.find(pc.inode);
-      if (it != by_inode.end() && it->second.bytes.empty()) it->second.bytes = pc.bytes;
+      if (it != by_inode.end() && it->second.pipe.bytes.empty()) it->second.pipe.bytes = pc.bytes;
     }
   }
   std::vector<PlannedObject> out;
   for (auto& [ino, o] : by_inode) {
     if (!has_reader.count(ino)) continue;
-    if (o.bytes.size() > kMaxPipeBytes)
-      return Status::Error(o.what + " holds " + std::to_string(o.bytes.size()) + " bytes; at most " +
+    if (o.pipe.bytes.size() > kMaxPipeBytes)
+      return Status::Error(o.what + " holds " + std::to_string(o.pipe.bytes.size()) + " bytes; at most " +
                            std::to_string(kMaxPipeBytes) + " can be restored");
     o.creator = CommonAncestor(plan, o.ends);
     out.push_back(std::move(o));

@@ -21,6 +21,7 @@
 #include "common/status.h"
 #include "image/model.h"
 #include "restore/tree.h"
+#include "state/pipes.h"
 
 namespace stasis::restore {
 
@@ -28,13 +29,13 @@ namespace stasis::restore {
 struct ObjectEnd {
   size_t node = 0;        // who holds it
   int32_t fd = -1;        // its number there (-1: none, the object is only mapped)
-  int end = 0;            // which of the object's descriptors (pipe: 0 read, 1 write)
+  int end = 0;            // which of the object's descriptors (0..2, see Kind)
   bool cloexec = false;
 };
 
 struct PlannedObject {
   enum class Kind : uint8_t {
-    kPipe,        // ends 0 (read), 1 (write); `bytes` refilled
+    kPipe,        // a pipe or FIFO (`pipe`): ends 0 read, 1 write, 2 read-write (FIFO)
     kSocketPair,  // a connection with both ends in the job: ends 0 (sockets[0]), 1 (sockets[1])
     kSocket,      // a socket alone: end 0 (sockets[0])
     kShmem,       // a shared memory object (state/shmem.h): end 0, mapped by
@@ -44,10 +45,8 @@ struct PlannedObject {
   uint64_t inode = 0;            // pipe/socket inode at checkpoint (of end 0 for pairs)
   size_t creator = SIZE_MAX;     // node, or SIZE_MAX: the supervisor
   std::vector<ObjectEnd> ends;
-  // kPipe: the bytes in flight, which ends exist in the job, O_NONBLOCK.
-  std::vector<uint8_t> bytes;
-  bool has_writer = false;
-  bool nonblock[2] = {false, false};
+  // kPipe: bytes in flight, ends held in the job, O_NONBLOCK, FIFO path.
+  state::PipeSpec pipe;
   // Sockets: a descriptor of each end (its SocketInfo and open flags).
   const image::FileDescriptor* sockets[2] = {nullptr, nullptr};
   // kShmem: id, size in bytes, name, and its /dev/shm path ("": memfd).
@@ -59,16 +58,17 @@ struct PlannedObject {
   std::string what;              // "pipe:[123]", "socket:[456]" for messages
 };
 
-// The objects of the job to recreate: pipes, shared memory objects (every
-// saved shared mapping, by shmem id; sized to cover every mapping of it),
-// sockets in creation order
-// (bound/listening sockets, then connections -- a TCP connection is made
-// through the job's listener at its address --, then sockets that connect
-// to an address).  Pipes: every pipe with a read end in
-// the job that is not stdio; its write ends in the job are recreated too
-// (none: the reader gets the saved bytes, then end-of-file).  images[i] is
-// the image of TreeProcess i.  Errors: more saved pipe bytes than a pipe
-// can hold (1 MiB, the default /proc/sys/fs/pipe-max-size).
+// The objects of the job to recreate, in creation order:
+//   * pipes and FIFOs with a read end in the job that is not stdio; their
+//     write ends in the job are recreated too (none: the reader gets the
+//     saved bytes, then end-of-file);
+//   * shared memory objects: every saved shared mapping or descriptor, by
+//     shmem id, sized to cover every mapping of it;
+//   * sockets: bound/listening ones, then connections (a TCP connection is
+//     made through the job's listener at its address), then sockets that
+//     connect to an address.
+// images[i] is the image of TreeProcess i.  Errors: more saved pipe bytes
+// than a pipe can hold (1 MiB, the default /proc/sys/fs/pipe-max-size).
 StatusOr<std::vector<PlannedObject>> PlanObjects(const TreePlan& plan,
                                                  const std::vector<const image::ProcessImage*>& images);
 

@@ -83,12 +83,14 @@ void UnregisterGlibcRseq() {
 // Copies the blob into the region, then switches to the leader's blob stack
 // and jumps to its entry with %rdi = args.  Never returns.
 [[noreturn]] void JumpToBlob(uint64_t code, uint64_t stack_top, BlobArgs* args) {
+  // `code` is pinned to %rax: in a register of the compiler's choice it
+  // could be %rbp, which is zeroed before the jump.
   asm volatile(
       "mov %0, %%rsp\n\t"
       "xor %%ebp, %%ebp\n\t"
       "jmp *%1\n\t"
       :
-      : "r"(stack_top), "r"(code), "D"(args)
+      : "r"(stack_top), "a"(code), "D"(args)
       : "memory");
   __builtin_unreachable();
 }
@@ -102,7 +104,7 @@ struct TreeContext {
   std::vector<int> report_wr;  // per node: write end of its status pipe (-1: closed, zombie)
   int go_rd = -1;              // read end of the shared "go" pipe
   const std::vector<PlannedObject>* objects = nullptr;
-  std::vector<std::array<int, 2>> obj_fd;  // per planned object: its descriptors here (-1: not open)
+  std::vector<std::array<int, 3>> obj_fd;  // per planned object: its descriptors here (-1: not open)
 };
 
 // Moves `*fd` to the lowest free number >= base (close-on-exec: no exec
@@ -116,40 +118,20 @@ Status MoveAbove(int* fd, int base, const char* what) {
   return Status::Ok();
 }
 
-// Creates planned pipe `o`: refilled with the saved bytes, O_NONBLOCK
-// applied, the write end dropped if no process of the job holds one.
-Status CreatePipe(const PlannedObject& o, std::array<int, 2>* fds) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno(o.what + ": pipe2");
-  *fds = {p[0], p[1]};
-  if (o.bytes.size() > 65536 &&
-      ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(o.bytes.size())) < static_cast<int>(o.bytes.size()))
-    return Status::Errno(o.what + ": F_SETPIPE_SZ " + std::to_string(o.bytes.size()));
-  size_t off = 0;
-  while (off < o.bytes.size()) {  // fits: never blocks
-    ssize_t n = ::write(p[1], o.bytes.data() + off, o.bytes.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status::Errno(o.what + ": refilling " + std::to_string(o.bytes.size()) + " bytes");
-    off += static_cast<size_t>(n);
-  }
-  for (int end = 0; end < 2; ++end)
-    if (o.nonblock[end]) ::fcntl(p[end], F_SETFL, O_NONBLOCK);
-  if (!o.has_writer) {
-    ::close(p[1]);
-    (*fds)[1] = -1;
-  }
-  return Status::Ok();
-}
-
 // Creates planned object k here (kind by kind, see objects.h) and moves
-// its descriptors above `base`.
+// its descriptors above `base`.  (GCC 12 misreads the std::variant inside
+// StatusOr<std::array<ScopedFd, N>> as freeing a non-heap object.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
 Status CreatePlannedObject(TreeContext& ctx, size_t k, int base) {
   const PlannedObject& o = (*ctx.objects)[k];
-  std::array<int, 2>& fds = ctx.obj_fd[k];
+  std::array<int, 3>& fds = ctx.obj_fd[k];
   switch (o.kind) {
-    case PlannedObject::Kind::kPipe:
-      RETURN_IF_ERROR(CreatePipe(o, &fds));
+    case PlannedObject::Kind::kPipe: {
+      ASSIGN_OR_RETURN(auto ends, state::CreatePipe(o.pipe));
+      for (int e = 0; e < 3; ++e) fds[e] = ends[e].release();
       break;
+    }
     case PlannedObject::Kind::kSocketPair: {
       // TCP: the end at a recreated listener's address is the server end.
       const image::SocketInfo* s[2] = {&o.sockets[0]->socket, &o.sockets[1]->socket};
@@ -174,29 +156,31 @@ Status CreatePlannedObject(TreeContext& ctx, size_t k, int base) {
       break;
     }
     case PlannedObject::Kind::kShmem: {
-      ASSIGN_OR_RETURN(ScopedFd fd, state::CreateShmemObject(o.shmem_name, o.shmem_path, o.shmem_size));
-      for (const auto* runs : o.shmem_data) RETURN_IF_ERROR(state::FillShmemObject(fd.get(), *runs, o.what));
-      if (o.shmem_offset != 0) (void)::lseek(fd.get(), static_cast<off_t>(o.shmem_offset), SEEK_SET);
-      fds = {fd.release(), -1};
+      auto made = state::CreateShmemObject(o.shmem_name, o.shmem_path, o.shmem_size);
+      if (!made.ok()) return made.status();
+      fds = {made->release(), -1, -1};
+      for (const auto* runs : o.shmem_data) RETURN_IF_ERROR(state::FillShmemObject(fds[0], *runs, o.what));
+      if (o.shmem_offset != 0) (void)::lseek(fds[0], static_cast<off_t>(o.shmem_offset), SEEK_SET);
       break;
     }
     case PlannedObject::Kind::kSocket: {
       std::string warning;
       ASSIGN_OR_RETURN(ScopedFd fd, state::CreateSingleSocket(o.sockets[0]->socket, o.sockets[0]->flags, &warning));
       if (!warning.empty()) RawLog("stasis restart: warning: %s: %s", o.what.c_str(), warning.c_str());
-      fds = {fd.release(), -1};
+      fds = {fd.release(), -1, -1};
       break;
     }
   }
   for (int& fd : fds) RETURN_IF_ERROR(MoveAbove(&fd, base, o.what.c_str()));
   return Status::Ok();
 }
+#pragma GCC diagnostic pop
 
 // Closes the object descriptors this node does not install (its children,
 // created already, have their copies).
 void DropForeignObjectEnds(TreeContext& ctx, size_t node) {
   for (size_t k = 0; k < ctx.obj_fd.size(); ++k) {
-    for (int end = 0; end < 2; ++end) {
+    for (int end = 0; end < 3; ++end) {
       bool mine = false;
       for (const ObjectEnd& e : (*ctx.objects)[k].ends) mine |= e.node == node && e.end == end;
       if (!mine && ctx.obj_fd[k][end] >= 0) {
@@ -226,7 +210,7 @@ Status InstallObjectEnds(TreeContext& ctx, size_t node) {
     }
   }
   for (int fd : HeldObjectFds(ctx)) ::close(fd);
-  for (auto& fds : ctx.obj_fd) fds = {-1, -1};
+  for (auto& fds : ctx.obj_fd) fds = {-1, -1, -1};
   return Status::Ok();
 }
 
@@ -581,7 +565,7 @@ StatusOr<std::vector<pid_t>> RestoreTree(const std::vector<image::ImageReader*>&
   for (auto* r : readers) images.push_back(&r->metadata());
   ASSIGN_OR_RETURN(std::vector<PlannedObject> objects, PlanObjects(plan, images));
   ctx.objects = &objects;
-  ctx.obj_fd.assign(objects.size(), {-1, -1});
+  ctx.obj_fd.assign(objects.size(), {-1, -1, -1});
   for (size_t k = 0; k < objects.size(); ++k) {  // sockets; pipes whose holders are under different roots
     if (objects[k].creator != SIZE_MAX) continue;
     Status st = CreatePlannedObject(ctx, k, 3);

@@ -3,6 +3,7 @@
 #include "state/pipes.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,13 +23,73 @@ uint64_t PipeInode(const std::string& path) {
   return ino;
 }
 
+uint64_t FifoKey(const std::string& path) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a: stable across runs
+  for (unsigned char c : path) h = (h ^ c) * 1099511628211ull;
+  return h != 0 ? h : 1;
+}
+
+uint64_t PipeKey(const image::FileDescriptor& f) {
+  if (f.kind == image::FileDescriptor::Kind::kPipe) return PipeInode(f.path);
+  if (f.kind == image::FileDescriptor::Kind::kFifo) return FifoKey(f.path);
+  return 0;
+}
+
+StatusOr<std::array<ScopedFd, 3>> CreatePipe(const PipeSpec& spec) {
+  std::array<ScopedFd, 3> ends;
+  ScopedFd writer;  // where the bytes go in
+  if (spec.fifo_path.empty()) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return Status::Errno(spec.what + ": pipe2");
+    ends[0].reset(p[0]);
+    writer.reset(p[1]);
+  } else {
+    struct stat st;
+    if (::stat(spec.fifo_path.c_str(), &st) != 0 && ::mkfifo(spec.fifo_path.c_str(), 0600) != 0)
+      return Status::Errno(spec.what + ": mkfifo " + spec.fifo_path);
+    // O_RDWR never waits for the other side (fifo(7)); it keeps the pipe
+    // alive while the ends are opened.
+    writer.reset(::open(spec.fifo_path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (!writer) return Status::Errno(spec.what + ": open " + spec.fifo_path);
+    if (::fstat(writer.get(), &st) != 0 || !S_ISFIFO(st.st_mode))
+      return Status::Error(spec.what + ": " + spec.fifo_path + " is not a FIFO any more");
+  }
+  if (spec.bytes.size() > 65536 &&
+      ::fcntl(writer.get(), F_SETPIPE_SZ, static_cast<int>(spec.bytes.size())) < static_cast<int>(spec.bytes.size()))
+    return Status::Errno(spec.what + ": F_SETPIPE_SZ " + std::to_string(spec.bytes.size()));
+  size_t off = 0;
+  while (off < spec.bytes.size()) {
+    ssize_t n = ::write(writer.get(), spec.bytes.data() + off, spec.bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Errno(spec.what + ": refilling " + std::to_string(spec.bytes.size()) + " bytes");
+    off += static_cast<size_t>(n);
+  }
+  if (spec.fifo_path.empty()) {
+    if (spec.want[1]) ends[1] = std::move(writer);
+  } else {
+    const int modes[3] = {O_RDONLY, O_WRONLY, O_RDWR};
+    for (int e = 0; e < 3; ++e) {
+      if (!spec.want[e]) continue;
+      ends[e].reset(::open(spec.fifo_path.c_str(), modes[e] | O_NONBLOCK | O_CLOEXEC));
+      if (!ends[e]) return Status::Errno(spec.what + ": open " + spec.fifo_path);
+    }
+  }
+  for (int e = 0; e < 3; ++e) {
+    if (!ends[e]) continue;
+    int fl = ::fcntl(ends[e].get(), F_GETFL);
+    fl = spec.nonblock[e] ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    if (::fcntl(ends[e].get(), F_SETFL, fl) != 0) return Status::Errno(spec.what + ": F_SETFL");
+  }
+  return ends;
+}
+
 StatusOr<std::vector<image::PipeContents>> CapturePipes(const ProcTarget& target,
                                                         const std::vector<image::FileDescriptor>& fds) {
   std::vector<image::PipeContents> out;
   std::set<uint64_t> done;
   for (const image::FileDescriptor& f : fds) {
-    const uint64_t ino = PipeInode(f.path);
-    if (f.kind != image::FileDescriptor::Kind::kPipe || ino == 0 || (f.flags & O_ACCMODE) != O_RDONLY) continue;
+    const uint64_t ino = PipeKey(f);
+    if (ino == 0 || f.stdio_alias >= 0 || (f.flags & O_ACCMODE) == O_WRONLY) continue;
     if (!done.insert(ino).second) continue;
     const std::string where = "fd " + std::to_string(f.fd) + " (" + f.path + ")";
     ScopedFd src(::open(target.ProcPath("fd/" + std::to_string(f.fd)).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));

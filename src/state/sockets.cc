@@ -236,10 +236,8 @@ std::vector<uint8_t> AnyPort(std::vector<uint8_t> addr) {
   return addr;
 }
 
-// A connected TCP pair on loopback for an outside connection: the far end
-// is closed with SO_LINGER 0, which sends RST, so the program's next read
-// or write fails with ECONNRESET.
-StatusOr<ScopedFd> ResetTcpSocket(int family, const std::string& who) {
+// A connected TCP pair on loopback: {near, far}.
+StatusOr<std::array<ScopedFd, 2>> LoopbackPair(int family, const std::string& who) {
   std::vector<uint8_t> lo;
   if (family == AF_INET6) {
     sockaddr_in6 a{};
@@ -264,10 +262,18 @@ StatusOr<ScopedFd> ResetTcpSocket(int family, const std::string& who) {
   if (::connect(c.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return Status::Errno(who + ": connect");
   ScopedFd far(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!far) return Status::Errno(who + ": accept");
+  return std::array<ScopedFd, 2>{std::move(c), std::move(far)};
+}
+
+// For an outside connection: the far end of a loopback pair is closed with
+// SO_LINGER 0, which sends RST, so the program's next read or write fails
+// with ECONNRESET.
+StatusOr<ScopedFd> ResetTcpSocket(int family, const std::string& who) {
+  ASSIGN_OR_RETURN(auto pair, LoopbackPair(family, who));
   struct linger lg = {1, 0};
-  ::setsockopt(far.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  far.reset();
-  return c;
+  ::setsockopt(pair[1].get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  pair[1].reset();
+  return std::move(pair[0]);
 }
 
 }  // namespace
@@ -363,6 +369,7 @@ Status CaptureSockets(const ProcTarget& target, std::vector<image::FileDescripto
         if (::getsockopt(dup.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
           const int st = ti.tcpi_state;
           s.shut_wr = st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_CLOSING || st == TCP_LAST_ACK;
+          s.shut_rd = st == TCP_CLOSE_WAIT || st == TCP_LAST_ACK || st == TCP_CLOSING || st == TCP_TIME_WAIT;
         }
       }
     }
@@ -420,7 +427,7 @@ std::vector<std::string> OutsidePeerWarnings(
     bool inside = false;
     for (const auto& [pid2, g] : job_sockets) inside |= IsConnectionPair(s, g.socket);
     if (inside) continue;
-    if (s.family == AF_UNIX && s.peer_inode == 0) continue;  // the peer had closed: EOF either way
+    if (s.shut_rd || (s.family == AF_UNIX && s.peer_inode == 0)) continue;  // the peer had closed: EOF either way
     const std::string what = s.family == AF_UNIX ? "a Unix socket connection" : "TCP connection";
     out.push_back("pid " + std::to_string(pid) + " " + Fd(f.fd) + ": " + what + " " +
                   SocketAddressText(s.local_addr) + " -> " + SocketAddressText(s.peer_addr) +
@@ -505,6 +512,25 @@ StatusOr<ScopedFd> CreateSingleSocket(const SocketInfo& s, int flags, std::strin
   if (s.family != AF_UNIX && !IsInet(s.family))
     return Status::Error(who + ": socket family " + std::to_string(s.family) + " cannot be restored");
   ScopedFd fd;
+  if (s.state == State::kConnected && s.type != SOCK_DGRAM && !ConnectsToAddress(s) &&
+      (s.shut_rd || (s.family == AF_UNIX && s.peer_inode == 0))) {
+    // The peer had closed: what it sent is read again, then end-of-file.
+    ScopedFd far;
+    if (s.family == AF_UNIX) {
+      int sv[2];
+      if (::socketpair(AF_UNIX, s.type | SOCK_CLOEXEC, 0, sv) != 0) return Status::Errno(who + ": socketpair");
+      fd.reset(sv[0]);
+      far.reset(sv[1]);
+    } else {
+      ASSIGN_OR_RETURN(auto pair, LoopbackPair(s.family, who));
+      fd = std::move(pair[0]);
+      far = std::move(pair[1]);
+    }
+    RETURN_IF_ERROR(Refill(far.get(), s, who));
+    far.reset();
+    RETURN_IF_ERROR(ApplyFlags(fd.get(), s, flags, who));
+    return fd;
+  }
   if (s.state == State::kConnected && s.type != SOCK_DGRAM && !ConnectsToAddress(s)) {
     // The peer is not in the job.
     if (s.family == AF_UNIX) {

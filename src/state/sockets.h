@@ -20,6 +20,8 @@
 //   * listening and bound sockets are bound again to their address (a stale
 //     Unix socket file at the path is replaced) and listen again; pending
 //     connections that were not accepted yet are lost;
+//   * a connection whose peer had closed (its FIN received) comes back with
+//     its queued data, then end-of-file;
 //   * a connection whose peer is outside the job (a license server, a
 //     database) cannot be restored: the program gets a TCP socket on which
 //     the next read or write fails with ECONNRESET (so it can reconnect),

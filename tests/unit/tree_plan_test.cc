@@ -194,7 +194,7 @@ TEST(TreePipes, CreatorIsTheDeepestCommonAncestor) {
   const PlannedObject& a = (*pipes)[0];
   EXPECT_EQ(a.inode, 100u);
   EXPECT_EQ(plan->nodes[a.creator].pid, 3);
-  EXPECT_EQ(a.bytes, (std::vector<uint8_t>{'h', 'i'}));
+  EXPECT_EQ(a.pipe.bytes, (std::vector<uint8_t>{'h', 'i'}));
   ASSERT_EQ(a.ends.size(), 2u);
   const PlannedObject& b = (*pipes)[1];
   EXPECT_EQ(plan->nodes[b.creator].pid, 2);

@@ -2,7 +2,7 @@
 // e2e tests of shared memory across a restart (tests/e2e/test_shmem.py).
 //   shm MODE [N=100] [DELAY=0.02]
 // MODE selects the shared region: anon (mmap MAP_SHARED|MAP_ANONYMOUS),
-// posix (shm_open "/stasis-shm-<pid>", kept), unlinked (shm_open then
+// posix (shm_open "/stasis-shm-<hash of the cwd>", removed at the end), unlinked (shm_open then
 // shm_unlink, as Python's multiprocessing does with its semaphores), memfd
 // (memfd_create, the descriptor kept open), sysv (shmget IPC_PRIVATE).
 // The region holds a process-shared semaphore pair and a 1 MiB array.  For
@@ -63,8 +63,13 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const size_t size = sizeof(struct Shared);
   void* p = MAP_FAILED;
-  char name[64];
-  snprintf(name, sizeof name, "/stasis-shm-%d", (int)getpid());
+  // Unique per working directory: in a job's pid namespace every run is pid 2.
+  char name[64], cwd[4096];
+  uint64_t h = 1469598103934665603ull;
+  if (getcwd(cwd, sizeof cwd) != NULL)
+    for (const char* c = cwd; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+  snprintf(name, sizeof name, "/stasis-shm-%016llx", (unsigned long long)h);
+  shm_unlink(name);  // left over by a killed run
   if (strcmp(mode, "anon") == 0) {
     p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   } else if (strcmp(mode, "posix") == 0 || strcmp(mode, "unlinked") == 0) {

@@ -1,0 +1,160 @@
+"""Sockets and shared memory between processes of a job, with data in
+flight: the writer/reader and parent/child of tests/workloads/sockets.c and
+shm.c are checkpointed mid-run, killed, and restarted twice from the same
+checkpoint; launch output + each restart's output must equal an
+uninterrupted run.  A TCP connection that leads outside the job is reported
+at checkpoint and reads as a connection reset after the restart."""
+
+import socket
+import threading
+
+import pytest
+
+from conftest import PY, assert_concatenation, both_users, wait_until
+
+SOCK_N, SOCK_WDELAY, SOCK_RDELAY = 200, 0.005, 0.015
+SHM_N, SHM_DELAY = 120, 0.02
+
+
+def _checkpoint_mid_run(h, argv, ready_lines):
+    launch = h.launch(argv)
+    wait_until(lambda: len(launch.lines()) >= ready_lines, 30, f"{ready_lines} lines of output",
+               h.diag, alive=launch.running)
+    gen, manifest = h.checkpoint(kill=True)
+    assert launch.wait(30) == 0, h.diag()
+    h.assert_no_job_processes()
+    return launch.lines(), manifest
+
+
+def _restart_twice(h, manifest, pre, ref):
+    for k in range(2):
+        r = h.restart(manifest, name=f"restart{k}")
+        assert r.wait(60) == 0, h.diag()
+        assert "BAD" not in r.text(), r.text()
+        assert "outside the job" not in r.err_text(), r.err_text()
+        assert_concatenation([pre, r.lines()], ref, f"restart {k} output")
+        h.assert_no_job_processes()
+
+
+@both_users
+@pytest.mark.parametrize("mode", ["stream", "dgram", "seqpacket", "unix", "unixdgram", "tcp"])
+def test_socket_between_job_processes(h, reference, mode):
+    """Records queued in the socket at the checkpoint arrive once, in order."""
+    argv = h.wl("sockets", mode, SOCK_N, SOCK_WDELAY, SOCK_RDELAY)
+    ref = reference(h.wl("sockets", mode, SOCK_N, 0, 0))
+    pre, manifest = _checkpoint_mid_run(h, argv, 2)
+    assert len(pre) < len(ref) - 3, "the checkpoint came too late to test anything"
+    insp = h.stasis("inspect", "--json", manifest)
+    assert insp.returncode == 0, insp.stderr
+    assert '"queued"' in insp.stdout, "the receiver's queued records are in the image"
+    _restart_twice(h, manifest, pre, ref)
+
+
+@both_users
+@pytest.mark.parametrize("mode", ["anon", "posix", "unlinked", "memfd", "sysv"])
+def test_shared_memory_between_job_processes(h, reference, mode):
+    """Parent and child keep talking through one shared region (and its
+    process-shared semaphores) after the restart."""
+    argv = h.wl("shm", mode, SHM_N, SHM_DELAY)
+    ref = reference(h.wl("shm", mode, SHM_N, 0))
+    pre, manifest = _checkpoint_mid_run(h, argv, 10)
+    assert len(pre) < len(ref) - 3, "the checkpoint came too late to test anything"
+    _restart_twice(h, manifest, pre, ref)
+
+
+class _LineServer:
+    """A TCP server outside the job: sends numbered lines, one per 10 ms."""
+
+    def __init__(self):
+        self.ls = socket.create_server(("127.0.0.1", 0))
+        self.port = self.ls.getsockname()[1]
+        self.stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(c,), daemon=True).start()
+
+    def _talk(self, c):
+        i = 0
+        try:
+            while not self.stop:
+                c.sendall(f"line {i}\n".encode())
+                i += 1
+                threading.Event().wait(0.01)
+        except OSError:
+            pass
+
+    def close(self):
+        self.stop = True
+        self.ls.close()
+
+
+CLIENT = r"""
+import socket, sys, time
+port = int(sys.argv[1])
+def connect():
+    return socket.create_connection(("127.0.0.1", port)).makefile("rb")
+f = connect()
+for i in range(400):
+    try:
+        line = f.readline()
+        if not line:
+            raise ConnectionResetError("eof")
+        if i % 20 == 0:
+            print("got", line.decode().split()[0], flush=True)
+    except (ConnectionResetError, OSError) as e:
+        print("connection lost:", type(e).__name__, flush=True)
+        f = connect()
+        print("reconnected", flush=True)
+        break
+    time.sleep(0.005)
+print("done", flush=True)
+"""
+
+
+def test_outside_connection_is_reset(h):
+    """The checkpoint warns; after the restart the program sees ECONNRESET
+    and can reconnect."""
+    server = _LineServer()
+    try:
+        script = h.path("client.py")
+        script.write_text(CLIENT)
+        launch = h.launch([PY, str(script), server.port])
+        launch.wait_line("got line", 30)
+        r = h.stasis("checkpoint", "--kill")
+        assert r.returncode == 0, r.stderr
+        assert launch.wait(30) == 0
+        assert "leads outside the job" in launch.err_text(), launch.err_text()
+        _, manifest = max(h.manifests().items())
+        rs = h.restart(manifest)
+        assert rs.wait(60) == 0, h.diag()
+        lines = rs.lines()
+        assert "connection lost: ConnectionResetError" in lines, lines
+        assert lines[-2:] == ["reconnected", "done"], lines
+    finally:
+        server.close()
+
+
+@both_users
+def test_fifo_between_job_processes(h, reference):
+    """A FIFO (named pipe) opened by path on both sides, with lines in
+    flight: restarted twice; the program removes the FIFO file when done,
+    so the second restart finds it missing (as on another node) and
+    creates it again."""
+    n = 40
+    ref = reference(h.wl("pipes", n, 0, 0, "fifo"))
+    pre, manifest = _checkpoint_mid_run(h, h.wl("pipes", n, 0.01, 0.05, "fifo"), 3)
+    assert len(pre) < len(ref) - 3, "the checkpoint came too late to test anything"
+    for k in range(2):
+        if k == 1:  # the first restart's program removed it at its end
+            assert not h.path("fifo").exists()
+        r = h.restart(manifest, name=f"restart{k}")
+        assert r.wait(60) == 0, h.diag()
+        assert "cannot be restored" not in r.err_text(), r.err_text()
+        assert_concatenation([pre, r.lines()], ref, f"restart {k} output")
+        h.assert_no_job_processes()

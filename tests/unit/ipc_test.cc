@@ -18,6 +18,7 @@
 
 #include "image/codec.h"
 #include "restore/objects.h"
+#include "test_images.h"
 #include "state/pipes.h"
 #include "state/shmem.h"
 #include "state/sockets.h"
@@ -245,15 +246,7 @@ TEST(Pipes, FifoRecreatedWithItsBytes) {
   rmdir(dir);
 }
 
-image::ProcessImage Img(int32_t pid, int32_t ppid) {
-  image::ProcessImage img;
-  img.pid = pid;
-  img.ppid = ppid;
-  image::Thread t;
-  t.tid = pid;
-  img.threads = {t};
-  return img;
-}
+image::ProcessImage Img(int32_t pid, int32_t ppid) { return testing::MinimalImage(pid, ppid); }
 
 TEST(ObjectPlan, SocketsAndSharedMemory) {
   // 2 -> {3, 4}: a TCP listener in 2 (inherited by 3), a connection 3<->4,

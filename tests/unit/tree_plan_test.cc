@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "restore/objects.h"
+#include "test_images.h"
 #include "restore/tree.h"
 
 namespace stasis::restore {
@@ -161,15 +162,7 @@ image::FileDescriptor PipeFd(int32_t fd, uint64_t ino, bool write, int32_t alias
   return f;
 }
 
-image::ProcessImage Img(int32_t pid, int32_t ppid) {
-  image::ProcessImage img;
-  img.pid = pid;
-  img.ppid = ppid;
-  image::Thread t;
-  t.tid = pid;
-  img.threads = {t};
-  return img;
-}
+image::ProcessImage Img(int32_t pid, int32_t ppid) { return testing::MinimalImage(pid, ppid); }
 
 TEST(TreePipes, CreatorIsTheDeepestCommonAncestor) {
   // 2 -> {3 -> {5, 6}, 4}; pipe 100 between 5 and 6 (created by 3), pipe

@@ -196,6 +196,7 @@ json Encode(const ProcessImage& img, bool display) {
                    {"stdio_alias", f.stdio_alias},
                    {"socket", std::move(sock)}});
     EncodeAnonFd(f, &fds.back());
+    if (f.shared_pid != 0) fds.back()["shared_with"] = {{"pid", f.shared_pid}, {"fd", f.shared_fd}};
     if (f.shmem_id != 0) {
       json runs = json::array();
       for (const ShmemRun& r : f.shmem_data)
@@ -539,6 +540,10 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
       });
     }
     DecodeAnonFd(d, e, p, &f);  // absent in older images: defaults
+    if (const json* sw = d.Field(e, "shared_with", p)) {
+      d.Get(*sw, "pid", &f.shared_pid, p + ".shared_with");
+      d.Get(*sw, "fd", &f.shared_fd, p + ".shared_with");
+    }
     if (const json* sh = d.Field(e, "shmem", p)) {
       const std::string q = p + ".shmem";
       d.Get(*sh, "id", &f.shmem_id, q);

@@ -207,6 +207,10 @@ struct FileDescriptor {
   // one's open file description (kcmp(2) KCMP_FILE), restored as a dup of
   // it; else -1.
   int32_t same_file_as = -1;
+  // eventfd, timerfd, signalfd whose open file other processes of the job
+  // hold too: the lowest (pid, fd) holding it, the same in every holder's
+  // image, so restart creates the object once for all of them.  0: private.
+  int32_t shared_pid = 0, shared_fd = -1;
   EventfdState eventfd;      // kind kEventfd
   TimerfdState timerfd;      // kind kTimerfd
   SignalfdState signalfd;    // kind kSignalfd

@@ -103,10 +103,10 @@ void PlanSockets(const TreePlan& plan, const std::vector<const image::ProcessIma
     o.kind = kind;
     o.inode = a.f->socket.inode;
     o.what = "socket:[" + std::to_string(o.inode) + "]";
-    o.sockets[0] = a.f;
+    o.desc[0] = a.f;
     o.ends = a.ends;
     if (b) {
-      o.sockets[1] = b->f;
+      o.desc[1] = b->f;
       for (ObjectEnd e : b->ends) {
         e.end = 1;
         o.ends.push_back(e);
@@ -196,12 +196,33 @@ void PlanShmem(const TreePlan& plan, const std::vector<const image::ProcessImage
   }
 }
 
+void PlanSharedAnon(const TreePlan& plan, const std::vector<const image::ProcessImage*>& images,
+                    std::vector<PlannedObject>* out) {
+  std::map<std::pair<int32_t, int32_t>, PlannedObject> by_holder;
+  for (size_t i = 0; i < images.size(); ++i) {
+    for (const image::FileDescriptor& f : images[i]->fds) {
+      if (f.shared_pid == 0 || f.stdio_alias >= 0) continue;
+      PlannedObject& o = by_holder[{f.shared_pid, f.shared_fd}];
+      o.kind = PlannedObject::Kind::kAnon;
+      // Recreated from the lowest holder's own record if it is in the job.
+      if (o.desc[0] == nullptr || (images[i]->pid == f.shared_pid && f.fd == f.shared_fd)) o.desc[0] = &f;
+      o.what = "pid " + std::to_string(f.shared_pid) + " fd " + std::to_string(f.shared_fd) + " (" + f.path + ")";
+      o.ends.push_back({plan.node_of_process[i], f.fd, 0, f.cloexec});
+    }
+  }
+  for (auto& [key, o] : by_holder) {
+    o.creator = CommonAncestor(plan, o.ends);
+    out->push_back(std::move(o));
+  }
+}
+
 }  // namespace
 
 StatusOr<std::vector<PlannedObject>> PlanObjects(const TreePlan& plan,
                                                  const std::vector<const image::ProcessImage*>& images) {
   ASSIGN_OR_RETURN(std::vector<PlannedObject> out, PlanPipes(plan, images));
   PlanShmem(plan, images, &out);
+  PlanSharedAnon(plan, images, &out);
   PlanSockets(plan, images, &out);
   return out;
 }

@@ -36,10 +36,12 @@ struct ObjectEnd {
 struct PlannedObject {
   enum class Kind : uint8_t {
     kPipe,        // a pipe or FIFO (`pipe`): ends 0 read, 1 write, 2 read-write (FIFO)
-    kSocketPair,  // a connection with both ends in the job: ends 0 (sockets[0]), 1 (sockets[1])
-    kSocket,      // a socket alone: end 0 (sockets[0])
+    kSocketPair,  // a connection with both ends in the job: ends 0 (desc[0]), 1 (desc[1])
+    kSocket,      // a socket alone: end 0 (desc[0])
     kShmem,       // a shared memory object (state/shmem.h): end 0, mapped by
                   // its holders (fd -1: no descriptor to install)
+    kAnon,        // an eventfd, timerfd or signalfd shared by several
+                  // processes (state/anon_inode.h): end 0, from desc[0]
   };
   Kind kind = Kind::kPipe;
   uint64_t inode = 0;            // pipe/socket inode at checkpoint (of end 0 for pairs)
@@ -47,8 +49,9 @@ struct PlannedObject {
   std::vector<ObjectEnd> ends;
   // kPipe: bytes in flight, ends held in the job, O_NONBLOCK, FIFO path.
   state::PipeSpec pipe;
-  // Sockets: a descriptor of each end (its SocketInfo and open flags).
-  const image::FileDescriptor* sockets[2] = {nullptr, nullptr};
+  // Sockets and kAnon: a descriptor of each end, recreated from its record
+  // (SocketInfo, anon-inode state) and open flags.
+  const image::FileDescriptor* desc[2] = {nullptr, nullptr};
   // kShmem: id, size in bytes, name, and its /dev/shm path ("": memfd).
   uint64_t shmem_id = 0;
   uint64_t shmem_size = 0;
@@ -64,6 +67,7 @@ struct PlannedObject {
 //     saved bytes, then end-of-file);
 //   * shared memory objects: every saved shared mapping or descriptor, by
 //     shmem id, sized to cover every mapping of it;
+//   * eventfd, timerfd and signalfd objects held by several processes;
 //   * sockets: bound/listening ones, then connections (a TCP connection is
 //     made through the job's listener at its address), then sockets that
 //     connect to an address.

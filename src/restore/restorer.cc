@@ -33,6 +33,7 @@
 #include "restore/layout.h"
 #include "restore/objects.h"
 #include "restore/slots.h"
+#include "state/anon_inode.h"
 #include "state/epoll.h"
 #include "state/files.h"
 #include "state/memory.h"
@@ -134,16 +135,16 @@ Status CreatePlannedObject(TreeContext& ctx, size_t k, int base) {
     }
     case PlannedObject::Kind::kSocketPair: {
       // TCP: the end at a recreated listener's address is the server end.
-      const image::SocketInfo* s[2] = {&o.sockets[0]->socket, &o.sockets[1]->socket};
-      const int flags[2] = {o.sockets[0]->flags, o.sockets[1]->flags};
+      const image::SocketInfo* s[2] = {&o.desc[0]->socket, &o.desc[1]->socket};
+      const int flags[2] = {o.desc[0]->flags, o.desc[1]->flags};
       int server = 0, listener = -1;
       for (size_t j = 0; j < k && listener < 0; ++j) {
         const PlannedObject& l = (*ctx.objects)[j];
         if (l.kind != PlannedObject::Kind::kSocket || ctx.obj_fd[j][0] < 0 ||
-            l.sockets[0]->socket.state != image::SocketInfo::State::kListening)
+            l.desc[0]->socket.state != image::SocketInfo::State::kListening)
           continue;
         for (int e = 0; e < 2 && listener < 0; ++e) {
-          if (l.sockets[0]->socket.local_addr == s[e]->local_addr) {
+          if (l.desc[0]->socket.local_addr == s[e]->local_addr) {
             server = e;
             listener = ctx.obj_fd[j][0];
           }
@@ -163,9 +164,15 @@ Status CreatePlannedObject(TreeContext& ctx, size_t k, int base) {
       if (o.shmem_offset != 0) (void)::lseek(fds[0], static_cast<off_t>(o.shmem_offset), SEEK_SET);
       break;
     }
+    case PlannedObject::Kind::kAnon: {
+      auto made = state::RestoreAnonFd(*o.desc[0], 2);
+      if (!made.ok()) return made.status().With(o.what);
+      fds = {made->release(), -1, -1};
+      break;
+    }
     case PlannedObject::Kind::kSocket: {
       std::string warning;
-      ASSIGN_OR_RETURN(ScopedFd fd, state::CreateSingleSocket(o.sockets[0]->socket, o.sockets[0]->flags, &warning));
+      ASSIGN_OR_RETURN(ScopedFd fd, state::CreateSingleSocket(o.desc[0]->socket, o.desc[0]->flags, &warning));
       if (!warning.empty()) RawLog("stasis restart: warning: %s: %s", o.what.c_str(), warning.c_str());
       fds = {fd.release(), -1, -1};
       break;

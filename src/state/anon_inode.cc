@@ -142,12 +142,34 @@ void RelateAnonFds(const ProcTarget& target, std::vector<image::FileDescriptor>*
       for (image::FileDescriptor* f : anon) {
         if (f->kind != kind || f->same_file_as >= 0) continue;
         if (KcmpFile(target.pid, other, f->fd, ofd) != 0) continue;
+        if (kind != Kind::kEpoll) {  // one object for all holders (restore/objects.h)
+          const bool first = f->shared_pid == 0;
+          if (first) {
+            f->shared_pid = target.pid;
+            f->shared_fd = f->fd;
+          }
+          if (other < f->shared_pid || (other == f->shared_pid && ofd < f->shared_fd)) {
+            f->shared_pid = other;
+            f->shared_fd = ofd;
+          }
+          continue;
+        }
         if (target.pid < other) {
           std::fprintf(stderr,
                        "stasis: warning: pid %d %s is shared with pid %d fd %d; each process gets "
                        "its own copy at restart, so they no longer share it\n",
                        static_cast<int>(target.pid), AnonFdName(*f).c_str(), other, ofd);
         }
+      }
+    }
+  }
+  // Dups carry their object's sharing: they are installed from it too.
+  for (image::FileDescriptor* f : anon) {
+    if (f->same_file_as < 0) continue;
+    for (image::FileDescriptor* g : anon) {
+      if (g->fd == f->same_file_as) {
+        f->shared_pid = g->shared_pid;
+        f->shared_fd = g->shared_fd;
       }
     }
   }

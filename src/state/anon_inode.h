@@ -3,15 +3,16 @@
 // capture and restore live in its own module (eventfd.h, timerfd.h,
 // signalfd.h, epoll.h); files.cc classifies descriptors and dispatches here.
 //
-// Scope and limitation: these objects are recreated per process.  Every
-// holder of one gets its own new object at restart, built from its own
-// fdinfo.  Descriptors of one process that share an open file description
-// (dup(2)) are restored as dups of one object (FileDescriptor::same_file_as),
-// but an object shared by several processes (inherited across fork(2), or
-// passed over a Unix socket) becomes one independent copy per process: an
-// eventfd counter or an epoll set no longer connects them.  Such sharing is
-// detected at checkpoint with kcmp(2) KCMP_FILE and reported as a warning on
-// the supervisor's stderr (the launching command's).
+// Sharing: descriptors of one process that share an open file description
+// (dup(2)) are restored as dups of one object (FileDescriptor::same_file_as).
+// An eventfd, timerfd or signalfd shared by several processes of the job
+// (inherited across fork(2), or passed over a Unix socket) is found with
+// kcmp(2) KCMP_FILE; every holder records the lowest (pid, fd) holding it
+// (FileDescriptor::shared_pid/shared_fd) and restart creates it once, in
+// their common ancestor (restore/objects.h), so it still connects them.  An
+// epoll set shared by several processes becomes one copy per process (its
+// targets are descriptor numbers of the process that added them); that is
+// reported as a warning on the supervisor's stderr at checkpoint.
 //
 // Identification: the /proc/<pid>/fd link text "anon_inode:[eventfd]",
 // "anon_inode:[timerfd]", "anon_inode:[signalfd]", "anon_inode:[eventpoll]"
@@ -42,9 +43,11 @@ bool IsAnonKind(image::FileDescriptor::Kind kind);
 Status CaptureAnonFd(const ProcTarget& target, const std::string& fdinfo, image::FileDescriptor* f);
 
 // After every descriptor of the target is captured: sets same_file_as for
-// dups among its anon-kind descriptors, and warns (stderr) about anon-kind
-// descriptors whose open file is also held by another process of this pid
-// namespace (kcmp(2) KCMP_FILE), once per pair (from the lower pid).
+// dups among its anon-kind descriptors, shared_pid/shared_fd for eventfd,
+// timerfd and signalfd descriptors whose open file is also held by another
+// process of this pid namespace (kcmp(2) KCMP_FILE), and warns (stderr)
+// about epoll sets held by several processes, once per pair (from the
+// lower pid).
 // Without kcmp (ENOSYS, EPERM) nothing is detected.
 void RelateAnonFds(const ProcTarget& target, std::vector<image::FileDescriptor>* fds);
 

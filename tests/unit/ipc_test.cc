@@ -302,6 +302,36 @@ TEST(ObjectPlan, SocketsAndSharedMemory) {
   EXPECT_FALSE(restore::IsPlannedFd(*objects, *plan, 0, 4));
 }
 
+TEST(ObjectPlan, EventfdSharedAcrossForkIsOneObject) {
+  std::vector<image::ProcessImage> imgs = {Img(2, 1), Img(3, 2)};
+  FileDescriptor e;
+  e.fd = 4;
+  e.kind = FileDescriptor::Kind::kEventfd;
+  e.path = "anon_inode:[eventfd]";
+  e.shared_pid = 2;
+  e.shared_fd = 4;
+  FileDescriptor private_one = e;
+  private_one.fd = 5;
+  private_one.shared_pid = 0;
+  imgs[0].fds = {e, private_one};
+  FileDescriptor dup = e;
+  dup.fd = 7;  // the child's own number for it
+  imgs[1].fds = {dup};
+  std::vector<restore::TreeProcess> procs = {restore::TreeProcessOf(imgs[0]), restore::TreeProcessOf(imgs[1])};
+  auto plan = restore::PlanTree(procs);
+  ASSERT_TRUE(plan.ok());
+  auto objects = restore::PlanObjects(*plan, {&imgs[0], &imgs[1]});
+  ASSERT_TRUE(objects.ok()) << objects.status().message();
+  ASSERT_EQ(objects->size(), 1u);  // the private eventfd stays with RestoreFiles
+  const auto& o = (*objects)[0];
+  EXPECT_EQ(o.kind, restore::PlannedObject::Kind::kAnon);
+  EXPECT_EQ(plan->nodes[o.creator].pid, 2);
+  EXPECT_EQ(o.desc[0]->fd, 4);  // recreated from the lowest holder's record
+  ASSERT_EQ(o.ends.size(), 2u);
+  EXPECT_TRUE(restore::IsPlannedFd(*objects, *plan, 1, 7));
+  EXPECT_FALSE(restore::IsPlannedFd(*objects, *plan, 0, 5));
+}
+
 TEST(ObjectPlan, CodecKeepsSocketsAndSharedMemory) {
   image::ProcessImage img = Img(2, 1);
   SocketInfo s = Connected(AF_UNIX, SOCK_DGRAM);
@@ -317,7 +347,12 @@ TEST(ObjectPlan, CodecKeepsSocketsAndSharedMemory) {
   m.shmem_id = 5;
   m.shmem_size = 8192;
   m.shmem_data = {{4096, std::vector<uint8_t>(4096, 1)}};
-  img.fds = {f, m};
+  FileDescriptor ev;
+  ev.fd = 6;
+  ev.kind = FileDescriptor::Kind::kEventfd;
+  ev.shared_pid = 3;
+  ev.shared_fd = 9;
+  img.fds = {f, m, ev};
   image::MemoryArea a;
   a.start = 0x1000;
   a.end = 0x2000;
@@ -339,6 +374,8 @@ TEST(ObjectPlan, CodecKeepsSocketsAndSharedMemory) {
   ASSERT_EQ(back->fds[1].shmem_data.size(), 1u);
   EXPECT_EQ(back->fds[1].shmem_data[0].offset, 4096u);
   EXPECT_EQ(back->areas[0].shmem_id, 5u);
+  EXPECT_EQ(back->fds[2].shared_pid, 3);
+  EXPECT_EQ(back->fds[2].shared_fd, 9);
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
 #include "image/inspect.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
@@ -9,6 +13,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "image/codec.h"
@@ -62,6 +67,53 @@ uint64_t FileSize(const std::string& path) {
 }
 
 std::string Seconds(uint64_t ns) { return Fmt("%.6fs", static_cast<double>(ns) / 1e9); }
+
+// A raw struct sockaddr for people: "127.0.0.1:5000", "[::1]:80", a path,
+// "@abstract", "(unnamed)".
+std::string AddressText(const std::vector<uint8_t>& a) {
+  if (a.size() < sizeof(sa_family_t)) return "(none)";
+  sa_family_t fam;
+  std::memcpy(&fam, a.data(), sizeof fam);
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (fam == AF_INET && a.size() >= sizeof(sockaddr_in)) {
+    sockaddr_in s;
+    std::memcpy(&s, a.data(), sizeof s);
+    ::inet_ntop(AF_INET, &s.sin_addr, ip, sizeof ip);
+    return Fmt("%s:%u", ip, ntohs(s.sin_port));
+  }
+  if (fam == AF_INET6 && a.size() >= sizeof(sockaddr_in6)) {
+    sockaddr_in6 s;
+    std::memcpy(&s, a.data(), sizeof s);
+    ::inet_ntop(AF_INET6, &s.sin6_addr, ip, sizeof ip);
+    return Fmt("[%s]:%u", ip, ntohs(s.sin6_port));
+  }
+  if (fam == AF_UNIX) {
+    if (a.size() <= sizeof(sa_family_t)) return "(unnamed)";
+    const char* p = reinterpret_cast<const char*>(a.data()) + sizeof(sa_family_t);
+    const size_t n = a.size() - sizeof(sa_family_t);
+    return p[0] == '\0' ? "@" + std::string(p + 1, n - 1) : std::string(p, strnlen(p, n));
+  }
+  return Fmt("(family %u)", fam);
+}
+
+// A socket's kind, state, addresses and queued data, one line.
+void PrintSocket(const FileDescriptor& f, std::ostream& out) {
+  const SocketInfo& s = f.socket;
+  if (s.family == 0) return;
+  const char* fam = s.family == AF_UNIX ? "unix" : s.family == AF_INET6 ? "inet6" : s.family == AF_INET ? "inet" : "?";
+  const char* type = s.type == SOCK_STREAM ? "stream" : s.type == SOCK_DGRAM ? "dgram"
+                     : s.type == SOCK_SEQPACKET ? "seqpacket" : "?";
+  const char* state = s.state == SocketInfo::State::kListening   ? "listening"
+                      : s.state == SocketInfo::State::kConnected ? "connected"
+                                                                 : "unconnected";
+  uint64_t queued = 0;
+  for (const auto& q : s.queued) queued += q.size();
+  out << Fmt("       %s %s %s %s", fam, type, state, AddressText(s.local_addr).c_str());
+  if (s.state == SocketInfo::State::kConnected) out << " -> " << AddressText(s.peer_addr);
+  if (queued != 0) out << Fmt(", %s queued", HumanBytes(queued).c_str());
+  if (s.shut_rd) out << ", peer closed";
+  out << "\n";
+}
 
 // The recreated state of an eventfd, timerfd, signalfd or epoll descriptor.
 void PrintAnonFd(const FileDescriptor& f, std::ostream& out) {
@@ -142,7 +194,10 @@ void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_siz
                                       : std::string(" controlling, foreground group outside the job"));
       }
     }
+    if (f.shmem_id != 0) out << Fmt("\n       shared memory %s, %zu saved run(s)", HumanBytes(f.shmem_size).c_str(), f.shmem_data.size());
+    if (f.shared_pid != 0) out << Fmt("\n       shared with other processes (first holder: pid %d fd %d)", f.shared_pid, f.shared_fd);
     out << "\n";
+    if (f.kind == FileDescriptor::Kind::kSocket) PrintSocket(f, out);
     PrintAnonFd(f, out);
   }
   if (!m.save_files.empty()) {

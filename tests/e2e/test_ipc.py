@@ -158,3 +158,33 @@ def test_fifo_between_job_processes(h, reference):
         assert "cannot be restored" not in r.err_text(), r.err_text()
         assert_concatenation([pre, r.lines()], ref, f"restart {k} output")
         h.assert_no_job_processes()
+
+
+@both_users
+def test_children_of_posix_spawn_vfork_and_system(h, reference):
+    """Children started with posix_spawn, vfork+exec and system() (via
+    /bin/sh) are part of the job: all come back and finish their counts,
+    and the parent collects their exit statuses."""
+    n = 40
+    ref = reference(h.wl("spawn", n, 0))
+    launch = h.launch(h.wl("spawn", n, 0.05))
+
+    def streams(lines):
+        return {how: [l for l in lines if l.startswith(how + " ")]
+                for how in ("posix_spawn", "vfork", "system")}
+
+    wait_until(lambda: all(len(v) >= 3 for v in streams(launch.lines()).values()), 30,
+               "3 lines from each child", h.diag, alive=launch.running)
+    _, manifest = h.checkpoint(kill=True)
+    assert launch.wait(30) == 0, h.diag()
+    assert len(h.manifest_images(manifest)) >= 5  # parent, 3 children, the shell of system()
+    pre = streams(launch.lines())
+    want = streams(ref)
+    for k in range(2):
+        r = h.restart(manifest, name=f"restart{k}")
+        assert r.wait(60) == 0, h.diag()
+        post = streams(r.lines())
+        for how in want:
+            assert pre[how] + post[how] == want[how], (how, pre[how], post[how])
+        assert r.lines()[-3:] == ref[-3:], r.lines()
+        h.assert_no_job_processes()

@@ -26,6 +26,7 @@ import subprocess
 import termios
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -58,6 +59,7 @@ class PtyProc(Proc):
         os.close(slave)
         super().__init__(h, name, [str(a) for a in argv], out, err, popen)
         self.master = master
+        weakref.finalize(self, os.close, master)
         self._reader = threading.Thread(target=self._read_terminal, daemon=True)
         self._reader.start()
         h.procs.append(self)
@@ -73,7 +75,8 @@ class PtyProc(Proc):
                     break
                 f.write(data)
                 f.flush()
-        os.close(self.master)
+        # The master stays open (closed when this object goes): the terminal's
+        # settings can still be read after every process on it has exited.
 
     def running(self):
         # Until the terminal's last output has been read, too.

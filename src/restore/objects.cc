@@ -173,7 +173,7 @@ void PlanShmem(const TreePlan& plan, const std::vector<const image::ProcessImage
       if (!have) o.ends.push_back({node, -1, 0, true});
     }
     for (const image::FileDescriptor& f : images[i]->fds) {
-      if (f.shmem_id == 0) continue;
+      if (f.shmem_id == 0 || f.stdio_alias >= 0) continue;
       PlannedObject& o = by_id[f.shmem_id];
       if (o.ends.empty()) {
         o.kind = PlannedObject::Kind::kShmem;

@@ -191,8 +191,11 @@ std::pair<std::string, bool> LivePath(const std::string& fd_path) {
 
 bool ShouldSaveFile(const std::vector<std::string>& patterns, const image::FileDescriptor& f) {
   if (patterns.empty() || f.kind != image::FileDescriptor::Kind::kRegular || f.stdio_alias >= 0) return false;
-  // Shared memory objects (memfd, /dev/shm) are saved with their mappings (shmem.h).
-  if (f.path.rfind("/memfd:", 0) == 0 || f.path.rfind("/dev/shm/", 0) == 0) return false;
+  // Shared memory objects (memfd, unlinked /dev/shm files) are saved by shmem.h.
+  if (f.path.rfind("/memfd:", 0) == 0) return false;
+  if (f.path.rfind("/dev/shm/", 0) == 0 && f.path.size() > 10 &&
+      f.path.compare(f.path.size() - 10, 10, " (deleted)") == 0)
+    return false;
   auto [path, deleted] = LivePath(f.path);
   return deleted || MatchesSavePattern(patterns, path);
 }

@@ -35,8 +35,10 @@ uint64_t ShmemId(const std::string& name, bool shared, uint64_t dev, uint64_t in
 Status CaptureShmemFds(const ProcTarget& target, std::vector<image::FileDescriptor>* fds, ShmemPages* done) {
   constexpr uint64_t kPage = 4096;
   for (image::FileDescriptor& f : *fds) {
-    if (f.kind != image::FileDescriptor::Kind::kRegular) continue;
-    if (!StartsWith(f.path, "/memfd:") && !StartsWith(f.path, "/dev/shm/")) continue;
+    // Only objects that cannot be reopened by path; a /dev/shm file that
+    // still exists is an ordinary file (reopened, or --save-files).
+    if (f.kind != image::FileDescriptor::Kind::kRegular || f.stdio_alias >= 0) continue;
+    if (!StartsWith(f.path, "/memfd:") && !(StartsWith(f.path, "/dev/shm/") && EndsWith(f.path, kDeleted))) continue;
     const std::string who = "pid " + std::to_string(target.pid) + ": fd " + std::to_string(f.fd) + " (" + f.path + ")";
     ScopedFd fd(::open(target.ProcPath("fd/" + std::to_string(f.fd)).c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return Status::Errno(who + ": reopening through /proc");

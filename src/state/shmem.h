@@ -15,8 +15,8 @@
 // each page of an object is stored once per checkpoint, in the image of the
 // first process dumped that maps it (ShmemPages).
 //
-// A descriptor of such an object (memfd_create, shm_open) is an end of the
-// same object: the pages not stored through a mapping are saved with the
+// A descriptor of such an object (memfd_create, shm_open then shm_unlink)
+// is an end of the same object: the pages not stored through a mapping are saved with the
 // descriptor (CaptureShmemFds) and the descriptor is installed from the
 // recreated object, at its offset.
 //
@@ -53,8 +53,10 @@ uint64_t ShmemId(const std::string& name, bool shared, uint64_t dev, uint64_t in
 // stored in an image of the current checkpoint.
 using ShmemPages = std::map<uint64_t, std::vector<bool>>;
 
-// For every regular-file descriptor of `fds` that refers to a shared
-// memory object (a memfd, a file under /dev/shm, also unlinked): sets
+// For every regular-file descriptor of `fds` (not stdio) that refers to a
+// shared memory object that cannot be reopened by path (a memfd, an
+// unlinked /dev/shm file; a /dev/shm file that still exists is reopened
+// like any file): sets
 // shmem_id/shmem_size and saves in shmem_data the object's non-zero pages
 // that no earlier image of this checkpoint stored (`done`, updated; the
 // file is read through /proc/<pid>/fd/<n>, holes skipped with SEEK_DATA).

@@ -5,6 +5,7 @@ checkpoint; launch output + each restart's output must equal an
 uninterrupted run.  A TCP connection that leads outside the job is reported
 at checkpoint and reads as a connection reset after the restart."""
 
+import pathlib
 import socket
 import threading
 
@@ -188,3 +189,23 @@ def test_children_of_posix_spawn_vfork_and_system(h, reference):
             assert pre[how] + post[how] == want[how], (how, pre[how], post[how])
         assert r.lines()[-3:] == ref[-3:], r.lines()
         h.assert_no_job_processes()
+
+
+def test_output_file_in_dev_shm_is_an_ordinary_file(h):
+    """A file under /dev/shm opened with open(2) (here the program's stdout,
+    redirected by a shell) is reopened and cut back like any file, not
+    recreated as a shared memory object: it holds every line once."""
+    out = pathlib.Path(f"/dev/shm/stasis-e2e-{h.port}.out")
+    out.unlink(missing_ok=True)
+    try:
+        launch = h.launch(["/bin/sh", "-c", f'exec "$0" 30 0.05 > {out}', h.wl("count")[0]])
+        wait_until(lambda: out.exists() and len(out.read_text().split()) >= 5, 30, "5 lines",
+                   h.diag, alive=launch.running)
+        h.checkpoint(kill=True)
+        assert launch.wait(30) == 0, h.diag()
+        r = h.restart(h.ckpt)
+        assert r.wait(60) == 0, h.diag()
+        assert r.text() == "", "the program's output goes to its file, not the restart's stdout"
+        assert out.read_text().split() == [str(i) for i in range(1, 31)]
+    finally:
+        out.unlink(missing_ok=True)

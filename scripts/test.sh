@@ -18,4 +18,5 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null &&
        "will be skipped (put the repository in a world-readable path, e.g. under /tmp)." >&2
 fi
 
-ctest --test-dir "$BUILD_DIR" --output-on-failure "$@"
+# Two at a time: every e2e file and the Slurm suite is its own ctest entry.
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${STASIS_TEST_JOBS:-2}" "$@"

@@ -41,6 +41,7 @@ Action AddStatus(CLI::App& app, GlobalOptions& g);
 Action AddQuit(CLI::App& app, GlobalOptions& g);
 Action AddInspect(CLI::App& app, GlobalOptions& g);
 Action AddCoordinator(CLI::App& app, GlobalOptions& g);
+Action AddDoctor(CLI::App& app, GlobalOptions& g);
 
 Action AddRun(CLI::App& app, GlobalOptions& g);
 

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add(AddInspect);
   add(AddCoordinator);
   add(AddQuit);
+  add(AddDoctor);
   // CLI11 hands "--" of a subcommand without positionals back to the parent,
   // so `stasis launch [opts] -- PROGRAM ARGS` is split here.
   std::vector<std::string> args(argv + 1, argv + argc);

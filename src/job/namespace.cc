@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "common/kerndat.h"
 #include "state/tty.h"
 
 namespace stasis::job {
@@ -124,10 +125,7 @@ Status EnterNamespaces(uid_t uid, gid_t gid) {
     int err = errno;
     std::string hint;
     if (err == EPERM || err == ENOSPC || err == EACCES) {
-      hint = " (unprivileged user namespaces may be disabled: check sysctl "
-             "user.max_user_namespaces, kernel.unprivileged_userns_clone, "
-             "kernel.apparmor_restrict_unprivileged_userns, or a seccomp filter "
-             "of the container)";
+      hint = " (" + kerndat::NamespaceFix() + "; 'stasis doctor' checks this node)";
     }
     return Status::Error(fmt::format("cannot create the job's namespaces: "
                                      "unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS): {}{}",

@@ -72,7 +72,7 @@ bool InspectCheckpoints(const std::vector<std::string>& manifests, bool json, Js
 }
 
 // `stasis inspect DIR`: one line per checkpoint found, and restart's pick.
-// Returns false if a checkpoint is damaged (exit 1).
+// Returns false if a checkpoint is damaged or none can be restarted (exit 1).
 bool ListDirectory(const std::string& dir, bool json, Json* out) {
   auto list = image::ListCheckpoints(dir);
   if (!list.ok()) {
@@ -102,6 +102,10 @@ bool ListDirectory(const std::string& dir, bool json, Json* out) {
       refuse = "generation " + std::to_string(c.generation) + ": " + c.problem;
       break;
     }
+  }
+  if (!pick) {
+    ok = false;  // nothing to restart is a failure too
+    if (list->empty()) PrintError("inspect", dir + ": no complete checkpoint found");
   }
   if (json) {
     Json j = {{"dir", dir}, {"checkpoints", std::move(entries)}, {"restart", nullptr}};
@@ -147,7 +151,7 @@ Action AddInspect(CLI::App& app, GlobalOptions& g) {
       "Verify and describe checkpoints: image files (*.stasis) are checked block by block and printed; a\n"
       "manifest lists its processes and inspects each image; a checkpoint directory lists its checkpoints\n"
       "(generation, time, processes, bytes, complete/damaged/incomplete and why) and the one that\n"
-      "'stasis restart DIR' would pick.  Exit 1 if anything is damaged.");
+      "'stasis restart DIR' would pick.  Exit 1 if anything is damaged (or a directory has nothing to restart).");
   sub->add_flag("--json", opts->json, "Print JSON instead of text");
   sub->add_option("PATH", opts->paths, "Image files, manifests or checkpoint directories")->required();
   (void)g;

@@ -204,6 +204,9 @@ def test_second_job_in_a_directory_is_refused(h):
 
     # The first job is untouched and goes on checkpointing.
     assert sorted(p.name for p in h.ckpt.iterdir()) == before
+    st = json.loads(h.stasis("status", "--json").stdout)
+    assert [(c["generation"], c["state"], c["restart"]) for c in st["checkpoints"]] == [
+        (gen, "complete", True)], st
     gen2, _ = h.checkpoint()
     assert gen2 == gen + 1
     assert launch.running()

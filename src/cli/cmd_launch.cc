@@ -88,9 +88,11 @@ Action AddLaunch(CLI::App& app, GlobalOptions& g) {
     // coordinator as the holder's) is part of that job and goes on.
     const std::string coordinator = g.coord_host + ":" + std::to_string(g.coord_port);
     std::optional<LockHolder> holder;
-    auto lock = LockCkptDir(*dir, "launch", coordinator, &holder);
-    if (!lock.ok() && !(holder && holder->host == ThisHost() && holder->coordinator == coordinator &&
-                        g.coord_port != 0 && ConnectToCoordinator(g).ok())) {
+    auto lock = LockCkptDir(*dir, "launch", coordinator, &holder, /*wait_ms=*/0);
+    const bool joining = !lock.ok() && holder && holder->host == ThisHost() && holder->coordinator == coordinator &&
+                         g.coord_port != 0 && ConnectToCoordinator(g).ok();
+    if (!lock.ok() && !joining) lock = LockCkptDir(*dir, "launch", coordinator);  // the holder may be ending
+    if (!lock.ok() && !joining) {
       PrintError("launch", lock.status().message());
       return 1;
     }

@@ -3,8 +3,8 @@ counting program.  The outputs of all runs, concatenated, are exactly
 1..M: no line lost or repeated across any cycle.  Prints the time per
 cycle (restart until the program printed again, checkpoint --kill, exit).
 
-STASIS_SOAK_CYCLES sets the number of cycles (default 200, about 2 s each on
-a busy 2-core machine, see the printed figure)."""
+STASIS_SOAK_CYCLES sets the number of cycles (default 200: 0.16-0.25 s per
+cycle on a shared 2-core machine, under a minute in all)."""
 
 import os
 import statistics

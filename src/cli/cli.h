@@ -53,13 +53,19 @@ struct RestartRequest {
   uint32_t keep = 0;     // 0: from the manifest
   std::vector<std::string> save_files;  // --save-files as given; empty: env, else the checkpoint's
   std::vector<std::string> paths;  // a directory, a manifest, or image files
+  std::optional<uint64_t> generation;  // --generation N: this checkpoint of the directory, no fallback
+  bool dir_locked = false;             // the caller holds the checkpoint directory's lock (stasis run)
 };
 
 // The body of `stasis restart`: restarts the newest complete checkpoint of
-// req.paths (falling back to older ones, with a message, when one cannot
-// be restored) and waits for the job.  Returns the exit code (the program's;
-// 1 with messages "stasis <cmd>: ..." on stderr if nothing could be
-// restarted).  `on_attempt(manifest or first image)` runs before each try.
+// req.paths and waits for the job.  Falls back to the previous checkpoint,
+// with a message, only when the newest is damaged or incomplete (an error
+// with StatusCode::kDataLoss); any other error (the environment: an address
+// in use, a file gone...) ends the restart, since an older checkpoint would
+// silently repeat work.  Holds the lock of the checkpoint directory
+// (ckpt_lock.h) unless req.dir_locked.  Returns the exit code (the
+// program's; 1 with messages "stasis <cmd>: ..." on stderr if nothing could
+// be restarted).  `on_attempt(manifest or first image)` runs before each try.
 int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
                const std::function<void(const std::string&)>& on_attempt = {});
 

@@ -1,10 +1,12 @@
 // stasis inspect [--json] PATH...
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
 
 #include "cli/cli.h"
+#include "image/checkpoints.h"
 #include "image/inspect.h"
 #include "image/manifest.h"
 
@@ -69,6 +71,73 @@ bool InspectCheckpoints(const std::vector<std::string>& manifests, bool json, Js
   return ok;
 }
 
+// `stasis inspect DIR`: one line per checkpoint found, and restart's pick.
+// Returns false if a checkpoint is damaged or none can be restarted (exit 1).
+bool ListDirectory(const std::string& dir, bool json, Json* out) {
+  auto list = image::ListCheckpoints(dir);
+  if (!list.ok()) {
+    PrintError("inspect", list.status().message());
+    return false;
+  }
+  bool ok = true;
+  const image::CheckpointEntry* pick = nullptr;
+  Json entries = Json::array();
+  for (const auto& c : *list) {
+    ok &= c.state != image::CheckpointEntry::State::kDamaged;
+    if (c.restart_pick) pick = &c;
+    entries.push_back({{"generation", c.generation},
+                       {"manifest", c.manifest.empty() ? Json(nullptr) : Json(c.manifest)},
+                       {"time", c.time},
+                       {"processes", c.processes},
+                       {"bytes", c.bytes},
+                       {"state", image::StateName(c.state)},
+                       {"problem", c.problem.empty() ? Json(nullptr) : Json(c.problem)},
+                       {"restart", c.restart_pick}});
+  }
+  // What `stasis restart DIR` does: the pick, or the error it stops at.
+  std::string refuse;
+  for (const auto& c : *list) {
+    if (c.restart_pick) break;
+    if (c.state == image::CheckpointEntry::State::kDamaged && !c.fallback_ok) {
+      refuse = "generation " + std::to_string(c.generation) + ": " + c.problem;
+      break;
+    }
+  }
+  if (!pick) {
+    ok = false;  // nothing to restart is a failure too
+    if (list->empty()) PrintError("inspect", dir + ": no complete checkpoint found");
+  }
+  if (json) {
+    Json j = {{"dir", dir}, {"checkpoints", std::move(entries)}, {"restart", nullptr}};
+    if (pick) j["restart"] = {{"generation", pick->generation}, {"manifest", pick->manifest}};
+    if (!refuse.empty()) j["restart_error"] = refuse;
+    out->push_back(std::move(j));
+    return ok;
+  }
+  std::cout << "checkpoints in " << dir << " (newest first):\n";
+  if (list->empty()) std::cout << "  none\n";
+  char line[512];
+  for (const auto& c : *list) {
+    std::snprintf(line, sizeof line, "  %6llu  %-23s  %3zu process%s  %10s  %s",
+                  static_cast<unsigned long long>(c.generation), LocalTime(c.time).c_str(), c.processes,
+                  c.processes == 1 ? "  " : "es", HumanBytes(c.bytes).c_str(), image::StateName(c.state));
+    std::cout << line;
+    if (!c.problem.empty()) std::cout << ": " << c.problem;
+    if (c.restart_pick) std::cout << "   <- stasis restart picks this one";
+    std::cout << "\n";
+  }
+  if (pick) {
+    std::cout << "stasis restart " << dir << " restarts generation " << pick->generation << " ("
+              << fs::path(pick->manifest).filename().string() << ")\n";
+  } else if (!refuse.empty()) {
+    std::cout << "stasis restart " << dir << " would refuse: " << refuse << "\n";
+  } else {
+    std::cout << "stasis restart " << dir << " has no complete checkpoint to restart\n";
+  }
+  std::cout.flush();
+  return ok;
+}
+
 }  // namespace
 
 Action AddInspect(CLI::App& app, GlobalOptions& g) {
@@ -80,8 +149,9 @@ Action AddInspect(CLI::App& app, GlobalOptions& g) {
   CLI::App* sub = app.add_subcommand(
       "inspect",
       "Verify and describe checkpoints: image files (*.stasis) are checked block by block and printed; a\n"
-      "manifest or checkpoint directory lists its checkpoints and inspects each image.  Exit 1 if anything\n"
-      "is damaged.");
+      "manifest lists its processes and inspects each image; a checkpoint directory lists its checkpoints\n"
+      "(generation, time, processes, bytes, complete/damaged/incomplete and why) and the one that\n"
+      "'stasis restart DIR' would pick.  Exit 1 if anything is damaged (or a directory has nothing to restart).");
   sub->add_flag("--json", opts->json, "Print JSON instead of text");
   sub->add_option("PATH", opts->paths, "Image files, manifests or checkpoint directories")->required();
   (void)g;
@@ -91,18 +161,7 @@ Action AddInspect(CLI::App& app, GlobalOptions& g) {
     for (const auto& path : opts->paths) {
       std::error_code ec;
       if (fs::is_directory(path, ec)) {
-        auto list = image::ListManifests(path);
-        if (!list.ok()) {
-          PrintError("inspect", list.status().message());
-          ok = false;
-          continue;
-        }
-        if (list->empty()) {
-          PrintError("inspect", path + ": no complete checkpoint found");
-          ok = false;
-          continue;
-        }
-        ok &= InspectCheckpoints(*list, opts->json, &all);
+        ok &= ListDirectory(fs::absolute(path).lexically_normal().string(), opts->json, &all);
       } else if (fs::path(path).extension() == ".json") {
         ok &= InspectCheckpoints({path}, opts->json, &all);
       } else {

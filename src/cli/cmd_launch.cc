@@ -1,6 +1,7 @@
 // stasis launch [options] [--] PROGRAM ARGS...
 #include <iostream>
 
+#include "cli/ckpt_lock.h"
 #include "cli/cli.h"
 #include "image/writer.h"
 #include "state/saved_files.h"
@@ -80,6 +81,19 @@ Action AddLaunch(CLI::App& app, GlobalOptions& g) {
     auto save_files = ResolveSaveFiles(opts->save_files);
     if (!save_files.ok()) {
       PrintError("launch", save_files.status().message());
+      return 1;
+    }
+    // The directory belongs to one job: held until the job ends.  A launch
+    // that joins the running job of its coordinator (same host, same
+    // coordinator as the holder's) is part of that job and goes on.
+    const std::string coordinator = g.coord_host + ":" + std::to_string(g.coord_port);
+    std::optional<LockHolder> holder;
+    auto lock = LockCkptDir(*dir, "launch", coordinator, &holder, /*wait_ms=*/0);
+    const bool joining = !lock.ok() && holder && holder->host == ThisHost() && holder->coordinator == coordinator &&
+                         g.coord_port != 0 && ConnectToCoordinator(g).ok();
+    if (!lock.ok() && !joining) lock = LockCkptDir(*dir, "launch", coordinator);  // the holder may be ending
+    if (!lock.ok() && !joining) {
+      PrintError("launch", lock.status().message());
       return 1;
     }
     CoordinatorSpawn spawn{*dir, opts->interval, opts->interval.has_value(), opts->keep, spec->ToString()};

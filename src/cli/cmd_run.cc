@@ -29,6 +29,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/ckpt_lock.h"
 #include "cli/cli.h"
 #include "cli/slurm.h"
 #include "coordinator/client.h"
@@ -344,7 +345,12 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
       PrintError("run", dir.status().message());
       return 1;
     }
-    auto lock = slurm::LockCkptDir(*dir);
+    // A port of our own unless one was given: jobs may share a node.
+    if (sub->get_option("--coord-port")->count() == 0 && app.get_option("--coord-port")->count() == 0 &&
+        std::getenv(coordinator::kPortEnv) == nullptr) {
+      g.coord_port = PickFreePort();
+    }
+    auto lock = LockCkptDir(*dir, "run", g.coord_host + ":" + std::to_string(g.coord_port));
     if (!lock.ok()) {
       PrintError("run", lock.status().message());
       return 1;
@@ -364,11 +370,6 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
         return 127;
       }
       argv[0] = *program;
-    }
-    // A port of our own unless one was given: jobs may share a node.
-    if (sub->get_option("--coord-port")->count() == 0 && app.get_option("--coord-port")->count() == 0 &&
-        std::getenv(coordinator::kPortEnv) == nullptr) {
-      g.coord_port = PickFreePort();
     }
 
     // Deadline of --checkpoint-after / --checkpoint-before-end (the earlier).
@@ -428,6 +429,7 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
       req.keep = opts->keep;
       req.paths = {*dir};
       req.save_files = opts->save_files;
+      req.dir_locked = true;  // by `lock` above
       rc = RunRestart(g, req, "run", [&](const std::string& manifest) {
         Say("restarting from " + manifest + " (SLURM_RESTART_COUNT=" + count + ")");
         watcher->WatchCoordinator(g);

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "image/checkpoints.h"
 
 namespace stasis::cli {
 
@@ -56,7 +57,34 @@ void PrintHuman(const Json& r, const std::string& where) {
   out << "checkpoints taken: " << static_cast<uint64_t>(GetNumber(r, "checkpoints_taken")) << "\n";
   std::string err = GetString(r, "last_error");
   if (!err.empty()) out << "last error:   " << err << "\n";
+  auto cps = r.find("checkpoints");
+  if (cps != r.end() && cps->is_array() && !cps->empty()) {
+    out << "checkpoints in ckptdir (verify: stasis inspect " << GetString(r, "ckptdir") << "):\n";
+    for (const auto& c : *cps) {
+      out << "  generation " << static_cast<uint64_t>(GetNumber(c, "generation")) << "  " << GetString(c, "state");
+      if (!GetString(c, "problem").empty()) out << ": " << GetString(c, "problem");
+      if (c.value("restart", false)) out << "   <- stasis restart picks this one";
+      out << "\n";
+    }
+  }
   out.flush();
+}
+
+// The checkpoints of the job's directory (image headers only: a quick look
+// at a running job; `stasis inspect DIR` verifies every block).
+void AddCheckpoints(Json& r) {
+  const std::string dir = GetString(r, "ckptdir");
+  if (dir.empty()) return;
+  auto list = image::ListCheckpoints(dir, /*verify=*/false);
+  if (!list.ok()) return;
+  Json cps = Json::array();
+  for (const auto& c : *list) {
+    cps.push_back({{"generation", c.generation},
+                   {"state", image::StateName(c.state)},
+                   {"problem", c.problem},
+                   {"restart", c.restart_pick}});
+  }
+  r["checkpoints"] = std::move(cps);
 }
 
 }  // namespace
@@ -64,7 +92,9 @@ void PrintHuman(const Json& r, const std::string& where) {
 Action AddStatus(CLI::App& app, GlobalOptions& g) {
   auto json = std::make_shared<bool>(false);
   CLI::App* sub = app.add_subcommand(
-      "status", "Show the job of the coordinator at --coord-host:--coord-port: state, processes, last checkpoint");
+      "status",
+      "Show the job of the coordinator at --coord-host:--coord-port: state, processes, last checkpoint, and the\n"
+      "checkpoints of its directory with the one a restart would pick");
   sub->add_flag("--json", *json, "Print the coordinator's status reply as JSON");
   return [json, &g]() -> int {
     auto client = ConnectToCoordinator(g);
@@ -81,6 +111,7 @@ Action AddStatus(CLI::App& app, GlobalOptions& g) {
       PrintError("status", st.message());
       return 1;
     }
+    AddCheckpoints(*reply);
     if (*json) {
       std::cout << reply->dump(2) << std::endl;
     } else {

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <spawn.h>
-#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -142,38 +141,6 @@ Status Requeue(const std::string& job_id) {
 std::string EnvOrUnset(const char* name) {
   const char* v = std::getenv(name);
   return v && *v ? v : "unset";
-}
-
-StatusOr<ScopedFd> LockCkptDir(const std::string& dir) {
-  const std::string path = dir + "/.stasis.lock";
-  ScopedFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd) return Status::Errno("cannot open the lock file " + path);
-  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
-    if (err != EWOULDBLOCK) return Status::Errno("flock " + path, err);
-    char holder[256] = {};
-    ssize_t n = pread(fd.get(), holder, sizeof holder - 1, 0);
-    std::string who = Trim(n > 0 ? std::string(holder, static_cast<size_t>(n)) : "");
-    std::string detail;
-    if (unsigned pid = 0; !who.empty()) {
-      char job[64] = {}, host[128] = {};
-      if (std::sscanf(who.c_str(), "%u %63s %127s", &pid, job, host) == 3) {
-        detail = fmt::format(" (pid {}, Slurm job {} on {})", pid, job, host);
-      }
-    }
-    return Status::Error(fmt::format("checkpoint directory {} is in use by another stasis run{}; "
-                                     "wait for it to end or use another --ckptdir",
-                                     dir, detail));
-  }
-  char host[128] = {};
-  gethostname(host, sizeof host - 1);
-  const char* job = std::getenv("SLURM_JOB_ID");
-  std::string text = fmt::format("{} {} {}\n", getpid(), job && *job ? job : "-", host);
-  if (ftruncate(fd.get(), 0) == 0) {
-    ssize_t w = pwrite(fd.get(), text.data(), text.size(), 0);
-    (void)w;
-  }
-  return fd;
 }
 
 }  // namespace stasis::cli::slurm

@@ -1,5 +1,5 @@
 // Slurm helpers for `stasis run` (cmd_run.cc): Slurm's time format, the
-// job's end time, requeue, and the checkpoint directory lock.  They talk to
+// job's end time and requeue (the checkpoint directory lock: ckpt_lock.h).  They talk to
 // Slurm only through its commands (squeue, scontrol) so nothing links
 // against libslurm.
 #pragma once
@@ -7,7 +7,6 @@
 #include <ctime>
 #include <string>
 
-#include "common/scoped_fd.h"
 #include "common/status.h"
 
 namespace stasis::cli::slurm {
@@ -29,14 +28,5 @@ Status Requeue(const std::string& job_id);
 
 // getenv(name) or "unset".
 std::string EnvOrUnset(const char* name);
-
-// Takes an exclusive flock(2) on "<dir>/.stasis.lock" (created 0644),
-// without waiting; the lock lives as long as the returned descriptor
-// (O_CLOEXEC, so programs started with exec do not keep it).  Writes
-// "<pid> <SLURM_JOB_ID or -> <host>" into the file for the error message of
-// the next one.  Errors: the directory is in use ("... is in use by another
-// stasis run (pid P, Slurm job J on H); use another --ckptdir"), or open
-// failed.
-StatusOr<ScopedFd> LockCkptDir(const std::string& dir);
 
 }  // namespace stasis::cli::slurm

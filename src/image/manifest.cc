@@ -136,7 +136,7 @@ template <typename T>
 Status Field(const json& obj, const char* key, bool required, T* out, const std::string& where) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) {
-    if (required) return Status::Error("missing field \"" + where + key + "\"");
+    if (required) return Status::DataLoss("missing field \"" + where + key + "\"");
     return Status::Ok();
   }
   bool type_ok;
@@ -144,20 +144,21 @@ Status Field(const json& obj, const char* key, bool required, T* out, const std:
   else if constexpr (std::is_floating_point_v<T>) type_ok = it->is_number();
   else if constexpr (std::is_unsigned_v<T>) type_ok = it->is_number_unsigned();
   else type_ok = it->is_number_integer();
-  if (!type_ok) return Status::Error("field \"" + where + key + "\" has the wrong type");
+  if (!type_ok) return Status::DataLoss("field \"" + where + key + "\" has the wrong type");
   try {
     *out = it->get<T>();
   } catch (const std::exception& e) {
-    return Status::Error("field \"" + where + key + "\": " + e.what());
+    return Status::DataLoss("field \"" + where + key + "\": " + e.what());
   }
   return Status::Ok();
 }
 
 StatusOr<Manifest> FromJsonManifest(const json& j) {
-  if (!j.is_object()) return Status::Error("not a JSON object");
+  if (!j.is_object()) return Status::DataLoss("not a JSON object");
   Manifest m;
   RETURN_IF_ERROR(Field(j, "format_version", true, &m.format_version, ""));
   if (m.format_version > kFormatVersion) {
+    // Not damage: an older checkpoint is no help.
     return Status::Error("manifest format version " + std::to_string(m.format_version) +
                          " is newer than this stasis supports (" + std::to_string(kFormatVersion) + ")");
   }
@@ -169,12 +170,12 @@ StatusOr<Manifest> FromJsonManifest(const json& j) {
   RETURN_IF_ERROR(Field(j, "keep", false, &m.keep, ""));
   RETURN_IF_ERROR(Field(j, "compression", false, &m.compression, ""));
   auto it = j.find("processes");
-  if (it == j.end()) return Status::Error("missing field \"processes\"");
-  if (!it->is_array()) return Status::Error("field \"processes\" has the wrong type");
+  if (it == j.end()) return Status::DataLoss("missing field \"processes\"");
+  if (!it->is_array()) return Status::DataLoss("field \"processes\" has the wrong type");
   for (size_t i = 0; i < it->size(); ++i) {
     const json& e = (*it)[i];
     const std::string where = "processes[" + std::to_string(i) + "].";
-    if (!e.is_object()) return Status::Error("field \"" + where.substr(0, where.size() - 1) + "\" is not an object");
+    if (!e.is_object()) return Status::DataLoss("field \"" + where.substr(0, where.size() - 1) + "\" is not an object");
     ManifestProcess p;
     RETURN_IF_ERROR(Field(e, "pid", true, &p.pid, where));
     RETURN_IF_ERROR(Field(e, "ppid", false, &p.ppid, where));
@@ -183,7 +184,7 @@ StatusOr<Manifest> FromJsonManifest(const json& j) {
     RETURN_IF_ERROR(Field(e, "image_size", false, &p.image_size, where));
     // Images are names inside the directory; refuse anything that escapes it.
     if (p.image.empty() || p.image.find('/') != std::string::npos || p.image == "." || p.image == "..")
-      return Status::Error("field \"" + where + "image\" is not a plain file name: \"" + p.image + "\"");
+      return Status::DataLoss("field \"" + where + "image\" is not a plain file name: \"" + p.image + "\"");
     m.processes.push_back(std::move(p));
   }
   return m;
@@ -230,14 +231,15 @@ Status WriteManifest(const std::string& dir, const Manifest& m) {
 
 StatusOr<Manifest> ReadManifest(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
+  if (!in && errno == ENOENT) return Status::DataLoss(path + ": open: " + std::strerror(ENOENT));
   if (!in) return Status::Errno(path + ": open");
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) return Status::Errno(path + ": read");
   const std::string text = ss.str();
-  if (text.empty()) return Status::Error(path + ": empty file");
+  if (text.empty()) return Status::DataLoss(path + ": empty file");
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::Error(path + ": not a valid JSON manifest");
+  if (j.is_discarded()) return Status::DataLoss(path + ": not a valid JSON manifest");
   auto m = FromJsonManifest(j);
   if (!m.ok()) return m.status().With(path);
   return m;

@@ -48,9 +48,9 @@ class ReaderImpl final : public ImageReader {
     const size_t magic_len = std::min(got, sizeof kMagic);
     if (std::memcmp(h.magic, kMagic, magic_len) != 0) return Err("not a Stasis image");
     if (got < sizeof h) return Err("truncated (file header incomplete, no end block)");
-    if (h.version > kFormatVersion) {
-      return Err("image format version " + std::to_string(h.version) +
-                 " is newer than this stasis supports (" + std::to_string(kFormatVersion) + ")");
+    if (h.version > kFormatVersion) {  // not damage: an older checkpoint is no help
+      return Status::Error(path_ + ": image format version " + std::to_string(h.version) +
+                           " is newer than this stasis supports (" + std::to_string(kFormatVersion) + ")");
     }
     if (h.version == 0) return Err("invalid image format version 0");
     if (internal::HeaderChecksum(h) != h.header_checksum) return Err("file header checksum mismatch");
@@ -63,7 +63,7 @@ class ReaderImpl final : public ImageReader {
     if (b.header.raw_size > kMaxMetadataSize) return Err("block 0: metadata block too large");
     ASSIGN_OR_RETURN(const uint8_t* raw, Decompress(b, 0));
     auto meta = DecodeMetadata(raw, b.header.raw_size);
-    if (!meta.ok()) return meta.status().With(path_);
+    if (!meta.ok()) return Status::DataLoss(meta.status().With(path_).message());  // checksummed, yet invalid
     meta_ = std::move(meta).value();
     metadata_checksum_ = b.header.payload_checksum;
     pages_offset_ = b.next_offset;
@@ -134,7 +134,8 @@ class ReaderImpl final : public ImageReader {
   }
 
  private:
-  Status Err(const std::string& what) const { return Status::Error(path_ + ": " + what); }
+  // Everything the reader finds wrong with the file's contents is damage.
+  Status Err(const std::string& what) const { return Status::DataLoss(path_ + ": " + what); }
 
   // Returns `len` bytes at `offset` from the read window, refilling it with
   // one large pread if needed; nullptr (and *short_read) past end of file.
@@ -224,10 +225,11 @@ class ReaderImpl final : public ImageReader {
 
 StatusOr<std::unique_ptr<ImageReader>> ImageReader::Open(const std::string& path) {
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd && errno == ENOENT) return Status::DataLoss(path + ": open: " + std::strerror(ENOENT));  // incomplete
   if (!fd) return Status::Errno(path + ": open");
   struct stat st{};
   if (::fstat(fd.get(), &st) != 0) return Status::Errno(path + ": fstat");
-  if (!S_ISREG(st.st_mode)) return Status::Error(path + ": not a regular file");
+  if (!S_ISREG(st.st_mode)) return Status::DataLoss(path + ": not a regular file");
   auto r = std::make_unique<ReaderImpl>(path, std::move(fd), static_cast<uint64_t>(st.st_size));
   RETURN_IF_ERROR(r->Load());
   return std::unique_ptr<ImageReader>(std::move(r));

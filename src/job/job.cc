@@ -126,7 +126,7 @@ StatusOr<int> Restart(const JobSettings& settings, const std::string& manifest_p
     n_processes = image_paths.size();
     if (cfg.settings.ckptdir.empty()) cfg.settings.ckptdir = Dirname(cfg.image_paths[0]);
   }
-  if (n_processes == 0) return Status::Error(manifest_path + ": the checkpoint has no processes");
+  if (n_processes == 0) return Status::DataLoss(manifest_path + ": the checkpoint has no processes");
   if (cfg.job_id.empty()) cfg.job_id = RandomHex(8);
   return RunJob(std::move(cfg));
 }

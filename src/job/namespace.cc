@@ -20,7 +20,8 @@ namespace stasis::job {
 namespace {
 
 // Start report wire format: one byte 'S' (started) or 'E' (error), then for
-// 'E' a native uint32 length and the message.
+// 'E' one byte StatusCode (so that a damaged checkpoint stays distinguishable
+// from an environment error), a native uint32 length and the message.
 constexpr char kStarted = 'S';
 constexpr char kFailed = 'E';
 
@@ -103,10 +104,12 @@ bool ReadAll(int fd, void* data, size_t len) {
   return true;
 }
 
-void ReportFailure(int fd, const std::string& message) {
+void ReportFailure(int fd, const std::string& message, StatusCode code = StatusCode::kError) {
   uint32_t len = static_cast<uint32_t>(message.size());
   char type = kFailed;
+  const char code_byte = static_cast<char>(code);
   WriteAll(fd, &type, 1);
+  WriteAll(fd, &code_byte, 1);
   WriteAll(fd, &len, sizeof(len));
   WriteAll(fd, message.data(), len);
 }
@@ -219,7 +222,7 @@ void StartReporter::Started() {
 
 void StartReporter::Failed(const Status& error) {
   if (!fd_) return;
-  ReportFailure(fd_.get(), error.message());
+  ReportFailure(fd_.get(), error.message(), error.code());
   fd_.reset();
 }
 
@@ -287,6 +290,7 @@ StatusOr<int> RunInJobNamespace(const std::function<int(InitContext&)>& init) {
 
   // The report: 'S', 'E'+message, or EOF if C1/C2 died first.
   std::string error;
+  StatusCode error_code = StatusCode::kError;
   bool started = false;
   char type = 0;
   if (ReadAll(report_read.get(), &type, 1)) {
@@ -294,6 +298,8 @@ StatusOr<int> RunInJobNamespace(const std::function<int(InitContext&)>& init) {
       started = true;
     } else {
       uint32_t len = 0;
+      char code_byte = 0;
+      if (ReadAll(report_read.get(), &code_byte, 1)) error_code = static_cast<StatusCode>(code_byte);
       if (ReadAll(report_read.get(), &len, sizeof(len)) && len < (1u << 20)) {
         error.resize(len);
         if (!ReadAll(report_read.get(), error.data(), len)) error.clear();
@@ -313,7 +319,7 @@ StatusOr<int> RunInJobNamespace(const std::function<int(InitContext&)>& init) {
 
   if (waited < 0) return Status::Errno("waitpid for the job", wait_errno);
   int code = ExitCodeFromWaitStatus(status);
-  if (!error.empty()) return Status::Error(error);
+  if (!error.empty()) return Status::FromCode(error_code, error);
   if (!started) {
     return Status::Error(fmt::format(
         "the job's supervisor exited with status {} before the program started", code));

@@ -449,7 +449,9 @@ Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // parent died: the restart failed, nothing to restore for
   int report = ctx.report_wr[node];
   Status st = RunPreRestorer(ctx, node, &report);
-  WriteAll(report, st.message() + "\n");
+  // "E<code> <message>": the code travels too, so that the caller can tell a
+  // damaged image (fall back to an older checkpoint) from the environment.
+  WriteAll(report, "E" + std::to_string(static_cast<int>(st.code())) + " " + st.message() + "\n");
   ::_exit(1);
 }
 
@@ -458,13 +460,14 @@ Status RunPreRestorer(TreeContext& ctx, size_t node, int* report) {
 Status PrecheckImage(const image::ImageReader& reader) {
   const image::ProcessImage& img = reader.metadata();
   // Callers prefix the image path (supervisor.cc does).
-  auto fail = [&](const std::string& m) { return Status::Error(m); };
-  if (img.pid <= 0) return fail("image has no pid");
-  if (img.threads.empty()) return fail("image has no threads");
+  auto fail = [&](const std::string& m) { return Status::Error(m); };  // a limit of Stasis
+  auto damaged = [&](const std::string& m) { return Status::DataLoss(m); };  // checksummed, yet nonsense
+  if (img.pid <= 0) return damaged("image has no pid");
+  if (img.threads.empty()) return damaged("image has no threads");
   if (img.threads.size() > static_cast<size_t>(kBlobMaxThreads))
     return fail(std::to_string(img.threads.size()) + " threads; at most " + std::to_string(kBlobMaxThreads) +
                 " can be restored");
-  if (img.threads[0].tid != img.pid) return fail("the first thread is not the thread-group leader");
+  if (img.threads[0].tid != img.pid) return damaged("the first thread is not the thread-group leader");
   if (img.areas.size() + 1 > static_cast<size_t>(kBlobMaxAreas))
     return fail(std::to_string(img.areas.size()) + " memory areas; at most " +
                 std::to_string(kBlobMaxAreas - 1) + " can be restored");
@@ -472,7 +475,7 @@ Status PrecheckImage(const image::ImageReader& reader) {
     return fail("too many pending signals");
   for (const auto& a : img.areas) {
     if (a.start >= a.end || a.start % kPage || a.end % kPage || a.end > kUserHigh)
-      return fail("bad memory area " + std::to_string(a.start) + "-" + std::to_string(a.end));
+      return damaged("bad memory area " + std::to_string(a.start) + "-" + std::to_string(a.end));
   }
   RETURN_IF_ERROR(state::CheckAreaFiles(img));
   RETURN_IF_ERROR(state::CheckFiles(img));
@@ -500,13 +503,22 @@ Status CollectReports(const std::vector<image::ImageReader*>& readers, const Tre
                       std::vector<ScopedFd>& rd, const char* expect, const std::vector<pid_t>& roots,
                       std::vector<int>* root_status) {
   std::string error, died;
+  StatusCode error_code = StatusCode::kError;
   for (size_t k = 0; k < plan.nodes.size(); ++k) {
     if (!rd[k]) continue;
     std::string line = ReadLine(rd[k].get());
     if (line == expect) continue;
     const std::string& path = readers[plan.nodes[k].process]->path();
     if (!line.empty()) {
-      if (error.empty()) error = line.rfind(path, 0) == 0 ? line : path + ": " + line;
+      StatusCode code = StatusCode::kError;
+      if (line.size() >= 3 && line[0] == 'E' && line[1] >= '0' && line[1] <= '9' && line[2] == ' ') {
+        code = static_cast<StatusCode>(line[1] - '0');
+        line = line.substr(3);
+      }
+      if (error.empty()) {
+        error = line.rfind(path, 0) == 0 ? line : path + ": " + line;
+        error_code = code;
+      }
       continue;
     }
     if (!died.empty()) continue;
@@ -524,7 +536,7 @@ Status CollectReports(const std::vector<image::ImageReader*>& readers, const Tre
     died = path + ": the restoring process (pid " + std::to_string(plan.nodes[k].pid) + ") " + how +
            " before it reported";
   }
-  if (!error.empty()) return Status::Error(error);
+  if (!error.empty()) return Status::FromCode(error_code, error);
   if (!died.empty()) return Status::Error(died);
   return Status::Ok();
 }

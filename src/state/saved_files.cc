@@ -222,17 +222,19 @@ StatusOr<CopyStats> WriteSavedCopy(int src, uint64_t size, const std::string& ds
 }
 
 Status VerifySavedCopy(const std::string& path, const image::SavedFile& expected) {
+  // A missing or wrong copy is damage of the checkpoint (Status::DataLoss).
   ScopedFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in && errno == ENOENT) return Status::DataLoss(path + ": cannot open the saved copy: " + std::strerror(ENOENT));
   if (!in) return Status::Errno(path + ": cannot open the saved copy");
   struct stat st;
   if (::fstat(in.get(), &st) != 0) return Status::Errno(path + ": fstat");
   if (static_cast<uint64_t>(st.st_size) != expected.size) {
-    return Status::Error(path + ": the saved copy is corrupt: " + std::to_string(st.st_size) +
+    return Status::DataLoss(path + ": the saved copy is corrupt: " + std::to_string(st.st_size) +
                          " bytes, the checkpoint recorded " + std::to_string(expected.size));
   }
   ASSIGN_OR_RETURN(uint64_t sum, CopyAndHash(in.get(), expected.size, -1, path, ""));
   if (sum != expected.xxh3) {
-    return Status::Error(path + ": the saved copy is corrupt: checksum " + Hex(sum) +
+    return Status::DataLoss(path + ": the saved copy is corrupt: checksum " + Hex(sum) +
                          ", the checkpoint recorded " + Hex(expected.xxh3));
   }
   return Status::Ok();

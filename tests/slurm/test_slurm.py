@@ -193,7 +193,7 @@ def test_second_job_with_same_ckptdir_fails_with_lock_error(work):
     state, _ = wait_job(second, 60)
     err = read(d / "second.err")
     assert state == "FAILED", err
-    assert f"checkpoint directory {ckpt} is in use by another stasis run" in err
+    assert f"checkpoint directory {ckpt} is in use by another job" in err
     assert f"Slurm job {first}" in err
     assert job_field(first, "JobState") == "RUNNING"
     subprocess.run(["scancel", first], check=True)

@@ -17,8 +17,14 @@ namespace {
 
 coordinator::Coordinator* g_running = nullptr;
 
-void OnTerminate(int) {
+void OnInterrupt(int) {
   if (g_running) g_running->Stop();
+}
+
+// Slurm's SIGTERM reaches every process of the job at once (scancel,
+// walltime, preemption): stay until the job's final checkpoint is done.
+void OnTerminate(int) {
+  if (g_running) g_running->Terminate();
 }
 
 Status WritePortFile(const std::string& path, uint16_t port) {
@@ -123,6 +129,7 @@ Action AddCoordinator(CLI::App& app, GlobalOptions& g) {
     struct sigaction sa {};
     sa.sa_handler = OnTerminate;
     sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_handler = OnInterrupt;
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);

@@ -134,9 +134,14 @@ def _kill_at_phase(h, reference, phase, victim, keep, prune_index=0):
            "client": lambda: launch.pid,
            "program": lambda: _count_pid(h, count)}[victim]()
     os.kill(pid, signal.SIGKILL)
-    marker.unlink()  # releases the paused process if it is still alive
 
-    ck.wait(60)
+    # Release the paused process if it is still alive (a prune pauses again
+    # before each of its unlinks) until the checkpoint is over.
+    def released():
+        if marker.exists():
+            marker.unlink()
+        return not ck.running()
+    wait_until(released, 60, f"the end of checkpoint {gen}", h.diag)
     if victim == "coordinator":
         # The supervisor resumed the job, which runs to its end unharmed.
         assert launch.wait(60) == 0, h.diag()

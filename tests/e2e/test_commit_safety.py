@@ -21,7 +21,6 @@ SIGTERM sent to every process of a job at once (Slurm's scancel, walltime,
 preemption) lets `stasis run` take its final checkpoint first.  The Slurm
 version of the latter: tests/slurm/test_slurm.py."""
 
-import json
 import os
 import pathlib
 import re

@@ -17,8 +17,14 @@ namespace {
 
 coordinator::Coordinator* g_running = nullptr;
 
-void OnTerminate(int) {
+void OnInterrupt(int) {
   if (g_running) g_running->Stop();
+}
+
+// Slurm's SIGTERM reaches every process of the job at once (scancel,
+// walltime, preemption): stay until the job's final checkpoint is done.
+void OnTerminate(int) {
+  if (g_running) g_running->Terminate();
 }
 
 Status WritePortFile(const std::string& path, uint16_t port) {
@@ -52,7 +58,8 @@ Action AddCoordinator(CLI::App& app, GlobalOptions& g) {
       "Run a coordinator: it serves one job's supervisors and clients on TCP --coord-host:--coord-port, runs\n"
       "checkpoints (on request and every --interval seconds) and writes manifests and stasis_restart.sh.\n"
       "'stasis launch' starts one automatically when none answers.  Job settings given here override the\n"
-      "job's own.");
+      "job's own.  SIGTERM (Slurm's scancel, walltime, preemption) lets it exit only once the job's\n"
+      "checkpoint is done and the job has ended; SIGINT stops it at once.");
   sub->add_option("--port-file", o->port_file, "Write the port listened on to this file (useful with --coord-port 0)");
   sub->add_option("-i,--interval", o->interval, "Seconds between automatic checkpoints; 0 = none")
       ->check(CLI::NonNegativeNumber);
@@ -123,6 +130,7 @@ Action AddCoordinator(CLI::App& app, GlobalOptions& g) {
     struct sigaction sa {};
     sa.sa_handler = OnTerminate;
     sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_handler = OnInterrupt;
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);

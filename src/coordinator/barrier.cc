@@ -10,6 +10,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/pause_point.h"
 #include "coordinator/coordinator_impl.h"
 
 namespace stasis::coordinator::internal {
@@ -107,7 +108,7 @@ void CoordinatorImpl::StartCheckpoint(std::vector<uint64_t> clients, bool kill) 
     return;
   }
   for (uint64_t id : ckpt_->members) {
-    if (Peer* p = Find(id)) SendRequest(*p, "quiesce", {{"generation", generation}});
+    if (Peer* p = Find(id)) SendRequest(*p, "quiesce", {{"generation", generation}, {"dir", ckptdir_}});
   }
 }
 
@@ -183,6 +184,16 @@ void CoordinatorImpl::AdvanceCheckpoint() {
     return;
   }
   // All images are durable: the manifest makes the checkpoint exist.
+  MaybePause("dumped", c.generation, ckptdir_, gen + "\n");
+  // A manifest lists only files that are there: an image removed meanwhile
+  // (a concurrent prune of another writer, a user) fails the checkpoint.
+  for (const auto& p : c.processes) {
+    const std::string path = (std::filesystem::path(ckptdir_) / p.image).string();
+    if (::access(path.c_str(), F_OK) != 0) {
+      FailCheckpoint("checkpoint " + gen + " failed: image " + path + " is missing after the dump");
+      return;
+    }
+  }
   image::Manifest m;
   m.job_id = job_id_;
   m.generation = c.generation;
@@ -192,16 +203,23 @@ void CoordinatorImpl::AdvanceCheckpoint() {
   m.interval = interval_;
   m.keep = keep_;
   m.compression = compression_;
+  const std::string manifest = (std::filesystem::path(ckptdir_) / image::ManifestFileName(c.generation)).string();
   if (Status st = image::WriteManifest(ckptdir_, m); !st.ok()) {
+    // It may have been renamed into place before the directory fsync
+    // failed: it must not outlive the abort, which deletes its images.
+    ::unlink(manifest.c_str());
     FailCheckpoint("checkpoint " + gen + " failed: " + st.message());
     return;
   }
-  const std::string manifest = (std::filesystem::path(ckptdir_) / image::ManifestFileName(c.generation)).string();
-  // The checkpoint exists now; later problems are warnings only.
+  // The checkpoint exists now, durably; later problems are warnings only,
+  // and from here on nothing but a prune after a newer manifest may delete
+  // its files (a supervisor that loses us now keeps them).
+  MaybePause("manifest", c.generation, ckptdir_, manifest + "\n");
   if (Status st = WriteRestartScript(ckptdir_, opts_.stasis_exe); !st.ok()) {
     Log("warning: checkpoint " + gen + ": " + st.message());
   }
-  if (Status st = image::PruneCheckpoints(ckptdir_, keep_); !st.ok()) {
+  auto before_unlink = [&](const std::string& path) { MaybePause("prune", c.generation, ckptdir_, path + "\n"); };
+  if (Status st = image::PruneCheckpoints(ckptdir_, keep_, before_unlink); !st.ok()) {
     Log("warning: checkpoint " + gen + ": pruning old checkpoints: " + st.message());
   }
   Json images = Json::array();

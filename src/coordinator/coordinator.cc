@@ -55,6 +55,14 @@ CoordinatorImpl::CoordinatorImpl(const CoordinatorOptions& options, ScopedFd lis
 }
 
 void CoordinatorImpl::Stop() {
+  stop_requested_.store(true);
+  uint64_t one = 1;
+  ssize_t r = ::write(wake_fd_.get(), &one, sizeof one);
+  (void)r;
+}
+
+void CoordinatorImpl::Terminate() {
+  terminate_requested_.store(true);
   uint64_t one = 1;
   ssize_t r = ::write(wake_fd_.get(), &one, sizeof one);
   (void)r;
@@ -95,8 +103,16 @@ Status CoordinatorImpl::Run() {
         uint64_t v;
         ssize_t n = ::read(wake_fd_.get(), &v, sizeof v);
         (void)n;
-        stop_ = true;
-        break;
+        if (stop_requested_.load()) {
+          stop_ = true;
+          break;
+        }
+        if (terminate_requested_.exchange(false) && !terminating_) {
+          terminating_ = true;
+          if (SupervisorCount() > 0 || ckpt_) {
+            Log("SIGTERM: staying until the job's checkpoint is complete and the job has ended");
+          }
+        }
       }
       for (size_t i = 1; i < fds.size(); ++i) {
         if (!fds[i].revents) continue;
@@ -133,6 +149,12 @@ int CoordinatorImpl::PollTimeoutMs() const {
 
 void CoordinatorImpl::CheckTimers() {
   const double now = MonotonicNow();
+  if (terminating_ && !stop_ && !ckpt_ && SupervisorCount() == 0) {
+    Log("SIGTERM: no job left; exiting");
+    StopListening();
+    stop_ = true;
+    return;
+  }
   if (ckpt_ && now >= ckpt_->deadline) CheckpointTimeout();
   if (quitting_ && (now >= quit_deadline_ || SupervisorCount() == 0)) FinishQuit();
   if (!ckpt_ && !quitting_ && have_job_ && interval_ > 0 && SupervisorCount() > 0 &&

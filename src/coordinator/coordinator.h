@@ -51,6 +51,12 @@ class Coordinator {
   virtual Status Run() = 0;
   // Makes Run() return soon; safe from another thread or a signal handler.
   virtual void Stop() = 0;
+  // SIGTERM: Run() returns once no supervisor is connected and no
+  // checkpoint runs (at once if that is so now).  Slurm's scancel, walltime
+  // and preemption send SIGTERM to every process of the job at once: the
+  // job's final checkpoint (`stasis run`, deferred signals) must still find
+  // its coordinator.  Safe from another thread or a signal handler.
+  virtual void Terminate() = 0;
 };
 
 // Logs "stasis coordinator: <msg>" to stderr (the log file under --daemon).

@@ -3,6 +3,7 @@
 // interface.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -71,6 +72,7 @@ class CoordinatorImpl : public Coordinator {
   uint16_t port() const override { return port_; }
   Status Run() override;
   void Stop() override;
+  void Terminate() override;
 
  private:
   // coordinator.cc
@@ -122,6 +124,9 @@ class CoordinatorImpl : public Coordinator {
   std::vector<std::unique_ptr<Peer>> graveyard_;  // disconnected this iteration
   uint64_t next_id_ = 1;
   bool stop_ = false;
+  std::atomic<bool> stop_requested_{false};  // Stop() / Terminate(), read on the wake_fd_ event
+  std::atomic<bool> terminate_requested_{false};
+  bool terminating_ = false;  // SIGTERM: exit once the job is gone
   double started_;
 
   // The job.

@@ -34,7 +34,7 @@
 //   {"type":"quit"}                         reply {"ok":true}; job killed, coordinator exits
 //
 // Coordinator -> supervisor (requests; the supervisor replies with the same "type"):
-//   {"type":"quiesce","generation":N}
+//   {"type":"quiesce","generation":N,"dir":"<abs ckptdir>"}
 //       supervisor quiesces all its processes; reply {"ok":true} or error
 //       (on error it has already resumed its processes)
 //   {"type":"dump","generation":N,"dir":"<abs ckptdir>"}
@@ -72,7 +72,12 @@
 // waits for all; then dump to all and waits for all; then writes the
 // manifest (image::WriteManifest), the restart script
 // "<ckptdir>/stasis_restart.sh", prunes (image::PruneCheckpoints), and
-// finally sends resume (or kill).  Any failure -> abort to all, error reply.
+// finally sends resume (or kill).  Any failure before the manifest ->
+// abort to all, error reply.  A supervisor left without a request for
+// STASIS_COORD_TIMEOUT seconds after its quiesce or dump reply resumes its
+// processes on its own and refuses a later dump of that generation; one
+// whose coordinator connection drops keeps the images it wrote (the
+// manifest may be durable: docs/architecture.md "Failure model").
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -267,22 +268,27 @@ uint64_t HighestGeneration(const std::string& dir) {
   return best;
 }
 
-Status PruneCheckpoints(const std::string& dir, uint32_t keep) {
-  keep = std::max<uint32_t>(keep, 1);  // never delete the checkpoint just written
+namespace {
+
+// Deletes what is not part of the newest `keep` checkpoints (SIZE_MAX: of
+// any checkpoint), see PruneCheckpoints and RemoveLeftovers.
+Status Prune(const std::string& dir, size_t keep, const BeforeUnlink& before_unlink) {
   ASSIGN_OR_RETURN(std::vector<std::string> manifests, ListManifests(dir));
   if (manifests.empty()) return Status::Ok();
 
   // Everything a kept manifest refers to is protected.  A kept manifest that
   // cannot be read protects nothing explicitly, so deletion is restricted to
-  // files of generations older than every kept one.
+  // files of generations without a manifest.
   std::set<std::string> protected_names;
-  uint64_t oldest_kept = UINT64_MAX, newest_kept = 0;
+  std::set<uint64_t> manifest_generations;  // of every manifest, readable or not
+  uint64_t newest_kept = 0;
   std::string job_id;
-  for (size_t i = 0; i < manifests.size() && i < keep; ++i) {
+  for (size_t i = 0; i < manifests.size(); ++i) {
     const std::string name = internal::BaseName(manifests[i]);
+    const uint64_t g = ManifestGeneration(name).value_or(0);
+    manifest_generations.insert(g);
+    if (i >= keep) continue;
     protected_names.insert(name);
-    uint64_t g = ManifestGeneration(name).value_or(0);
-    oldest_kept = std::min(oldest_kept, g);
     newest_kept = std::max(newest_kept, g);
     auto m = ReadManifest(manifests[i]);
     if (!m.ok()) continue;
@@ -291,26 +297,46 @@ Status PruneCheckpoints(const std::string& dir, uint32_t keep) {
   }
 
   Status first_error;
+  // True if `name` is gone (deleted now, or it was not there).
   auto remove = [&](const std::string& name) {
-    if (protected_names.count(name)) return;
+    if (protected_names.count(name)) return false;
     const std::string path = Join(dir, name);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT && first_error.ok())
-      first_error = Status::Errno(path + ": cannot delete");
+    if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return true;
+    if (before_unlink) before_unlink(path);
+    if (::unlink(path.c_str()) == 0 || errno == ENOENT) return true;
+    if (first_error.ok()) first_error = Status::Errno(path + ": cannot delete");
+    return false;
   };
 
-  // Older manifests: their images, then the manifest itself (last, so an
-  // interrupted prune leaves a manifest that still lists what remains).
+  // Older manifests first, then their images.  The manifest is what makes a
+  // checkpoint exist, so unlinking it (one atomic directory operation, made
+  // durable before any image goes) retires the whole checkpoint at once: a
+  // prune killed at any unlink leaves every remaining manifest complete, and
+  // at worst images of a retired generation without a manifest, which the
+  // leftover rule below removes at the next prune.  The other order would
+  // leave, when killed between two images, a manifest that lists missing
+  // images: a checkpoint that looks complete and cannot restart.
   for (size_t i = keep; i < manifests.size(); ++i) {
     auto m = ReadManifest(manifests[i]);
+    if (!remove(internal::BaseName(manifests[i]))) {  // it still lists its images: keep them
+      if (m.ok())
+        for (const auto& p : m->processes) protected_names.insert(p.image);
+      continue;
+    }
+    (void)internal::FsyncParentDir(manifests[i]);
+    manifest_generations.erase(ManifestGeneration(internal::BaseName(manifests[i])).value_or(0));
     if (m.ok())
       for (const auto& p : m->processes) remove(p.image);
-    remove(internal::BaseName(manifests[i]));
   }
 
-  // Leftovers: "*.tmp" of any generation up to the newest complete one, and
-  // images of this job from failed checkpoints older than the oldest kept;
-  // saved file copies of this job older than the oldest kept checkpoint
-  // (a copy belongs to its own generation's checkpoint only).
+  // Leftovers: "*.tmp" of any generation up to the newest complete one (a
+  // killed writer's; a writer only ever writes a generation newer than every
+  // manifest it saw); images and saved file copies of this job that no kept
+  // manifest lists, of a generation older than the newest checkpoint that
+  // has no manifest (left): a checkpoint that failed, or whose writer was
+  // killed, before its manifest, or a generation pruned now or by a prune
+  // that was interrupted.  A generation whose manifest is unreadable or
+  // could not be deleted keeps its files.
   auto names = ListDir(dir);
   if (!names.ok()) return names.status();
   const std::string job_tag = "_" + Sanitize(job_id) + "_";
@@ -320,11 +346,23 @@ Status PruneCheckpoints(const std::string& dir, uint32_t keep) {
     if (EndsWith(n, kTmpSuffix)) {
       if (*g <= newest_kept) remove(n);
     } else if ((ImageGeneration(n) || StartsWith(n, std::string(kSavedPrefix) + Sanitize(job_id) + "_")) &&
-               *g < oldest_kept && !job_id.empty() && n.find(job_tag) != std::string::npos) {
+               !job_id.empty() && n.find(job_tag) != std::string::npos && *g < newest_kept &&
+               !manifest_generations.count(*g)) {
       remove(n);
     }
   }
   return first_error;
+}
+
+}  // namespace
+
+Status PruneCheckpoints(const std::string& dir, uint32_t keep, const BeforeUnlink& before_unlink) {
+  // never delete the checkpoint just written
+  return Prune(dir, std::max<uint32_t>(keep, 1), before_unlink);
+}
+
+Status RemoveLeftovers(const std::string& dir, const BeforeUnlink& before_unlink) {
+  return Prune(dir, SIZE_MAX, before_unlink);
 }
 
 }  // namespace stasis::image

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,11 +61,22 @@ StatusOr<std::vector<std::string>> ListManifests(const std::string& dir);
 // Highest generation found among manifests and image files in dir, including
 // their "*.tmp" forms (0 if none or unreadable).
 uint64_t HighestGeneration(const std::string& dir);
+// Called with the path of each file just before PruneCheckpoints or
+// RemoveLeftovers unlinks it (the coordinator's `prune` pause point).
+using BeforeUnlink = std::function<void(const std::string& path)>;
+
 // Deletes manifests and images of all but the newest `keep` complete
-// checkpoints, saved file copies (SavedFileName) of this job older than the
-// oldest kept checkpoint, and stale "*.tmp" files of older generations.  Only called
-// after a newer manifest is durable.  keep < 1 is treated as 1.  Files listed
-// by a kept manifest are never deleted.
-Status PruneCheckpoints(const std::string& dir, uint32_t keep);
+// checkpoints (each older manifest before its images, so an interrupted
+// prune never leaves a manifest listing a deleted image), then the
+// leftovers (RemoveLeftovers).  Only called after a newer manifest is
+// durable.  keep < 1 is treated as 1.  Files listed by a kept manifest are
+// never deleted.  Error: the first file that could not be deleted.
+Status PruneCheckpoints(const std::string& dir, uint32_t keep, const BeforeUnlink& before_unlink = {});
+// Deletes what killed or failed writers left: "*.tmp" files of generations
+// up to the newest manifest's, and images and saved file copies of the
+// newest manifest's job that no manifest lists, of a generation older than
+// the newest manifest that has no manifest (or older than every manifest).
+// Never deletes a manifest or a file any manifest lists.  Used at restart.
+Status RemoveLeftovers(const std::string& dir, const BeforeUnlink& before_unlink = {});
 
 }  // namespace stasis::image

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -111,6 +112,13 @@ StatusOr<int> Restart(const JobSettings& settings, const std::string& manifest_p
     cfg.job_id = m.job_id;
     cfg.generation = m.generation;
     if (cfg.settings.ckptdir.empty()) cfg.settings.ckptdir = dir;
+    // What a killed checkpoint writer left in this directory (temp files,
+    // images of a generation that never got its manifest) goes now; no
+    // manifest and no image a manifest lists is touched.
+    if (Status st = image::RemoveLeftovers(dir); !st.ok() && !settings.quiet) {
+      fprintf(stderr, "stasis: warning: %s: removing leftovers of an interrupted checkpoint: %s\n",
+              dir.c_str(), st.message().c_str());
+    }
   } else {
     for (const auto& p : image_paths) {
       const std::string path = Absolute(p);

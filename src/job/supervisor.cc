@@ -25,6 +25,7 @@
 #include "checkpoint/dumper.h"
 #include "state/saved_files.h"
 #include "state/sockets.h"
+#include "common/pause_point.h"
 #include "common/scoped_fd.h"
 #include "image/manifest.h"
 #include "image/reader.h"
@@ -93,34 +94,21 @@ bool EnvIsOne(const char* name) {
   return v != nullptr && std::string(v) == "1";
 }
 
-// Debug aid, a DMTCP-style pause point: with STASIS_PAUSE_AT=quiesced (every
-// checkpoint) or quiesced:GEN (checkpoint GEN only), the dump waits with every
-// process of the job quiesced: it creates <dir>/stasis_paused_<GEN> (the
-// quiesced pids, one a line) and goes on once that file is removed, after at
-// most 120 s.  Tests use it to act on a job in the middle of a checkpoint
-// (tests/e2e/test_jobs.py kills one of its processes).
-void MaybePauseWhenQuiesced(uint64_t generation, const std::string& dir,
-                            const std::vector<pid_t>& pids) {
-  const char* at = getenv("STASIS_PAUSE_AT");
-  if (at == nullptr) return;
-  const std::string spec = at;
-  if (spec != "quiesced" && spec != fmt::format("quiesced:{}", generation)) return;
-  const std::string marker = fmt::format("{}/stasis_paused_{}", dir, generation);
-  std::string text;
-  for (pid_t p : pids) text += fmt::format("{}\n", p);
-  ScopedFd fd(open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    fprintf(stderr, "stasis: pause point: cannot write %s: %s\n", marker.c_str(), strerror(errno));
-    return;
+// Seconds the supervisor waits, in the middle of a checkpoint, for the
+// coordinator's next request (dump after quiesce; resume, kill or abort
+// after the dump) before it gives the checkpoint up and resumes the job:
+// STASIS_COORD_TIMEOUT, default kCoordinatorStallTimeout.
+double CoordinatorStallTimeout() {
+  const char* v = getenv("STASIS_COORD_TIMEOUT");
+  if (v == nullptr || *v == '\0') return kCoordinatorStallTimeout;
+  char* end = nullptr;
+  double s = strtod(v, &end);
+  if (end == v || *end != '\0' || !(s > 0)) {
+    fprintf(stderr, "stasis: warning: STASIS_COORD_TIMEOUT=%s is not a number of seconds > 0; using %.0f\n", v,
+            kCoordinatorStallTimeout);
+    return kCoordinatorStallTimeout;
   }
-  fd.reset();
-  fprintf(stderr, "stasis: paused with the job quiesced (checkpoint %llu): remove %s to go on\n",
-          static_cast<unsigned long long>(generation), marker.c_str());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (access(marker.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < deadline) {
-    usleep(10 * 1000);
-  }
-  unlink(marker.c_str());
+  return s;
 }
 
 class Supervisor {
@@ -142,6 +130,8 @@ class Supervisor {
   void HandleAgentInput();
   void HandleCoordinatorInput();
   void CoordinatorLost(const Status& why);
+  void AbandonCheckpoint();
+  void RemoveOwnTemporaries();
   void NotifyProcessesIfChanged();
   json HandleRequest(const json& req);
   json Quiesce(uint64_t generation);
@@ -178,6 +168,14 @@ class Supervisor {
   std::set<pid_t> warned_no_agent_;   // warned once: never connects (static binary?)
   std::map<uint64_t, std::vector<std::string>> images_;  // generation -> written paths
   std::map<pid_t, std::string> notified_;                // last "processes" sent
+  // A checkpoint in progress here (quiesced, or dumped and waiting for the
+  // coordinator's verdict): its generation and directory, and when it is
+  // given up if the coordinator says nothing (AbandonCheckpoint).
+  std::optional<std::chrono::steady_clock::time_point> stall_deadline_;
+  uint64_t ckpt_generation_ = 0;
+  std::string ckpt_dir_;
+  uint64_t abandoned_generation_ = 0;  // given up: a late "dump" for it is refused
+  const double stall_timeout_ = CoordinatorStallTimeout();
   // --save-files patterns in effect (restart: the images' unless given).
   std::vector<std::string> save_files_ = cfg_.settings.save_files;
 };
@@ -408,22 +406,59 @@ void Supervisor::Send(const json& msg) {
   if (!st.ok()) CoordinatorLost(st);
 }
 
+// The coordinator is gone.  Images written for a checkpoint in progress
+// stay: the coordinator may have made its manifest durable before it died
+// (a supervisor cannot know), and only a newer durable manifest may retire
+// a checkpoint.  If the manifest was never written they are orphans, which
+// the next prune or restart of the directory removes
+// (image::PruneCheckpoints, image::RemoveLeftovers).  Only files that
+// cannot be part of a checkpoint -- our "*.tmp" -- are removed now.
 void Supervisor::CoordinatorLost(const Status& why) {
   if (!coord_) return;
   coord_.reset();
+  RemoveOwnTemporaries();
   if (quiesced_) {
     agents_->ResumeAll();
     quiesced_ = false;
   }
-  for (auto& [gen, paths] : images_) {
-    for (const auto& p : paths) unlink(p.c_str());
-  }
+  stall_deadline_.reset();
   images_.clear();
   // After `checkpoint --kill` the coordinator may hang up first: expected.
   if (killed_by_us_ || ending_) return;
   Warn(fmt::format("lost the coordinator ({}); the job keeps running but will not be "
                    "checkpointed",
                    why.message()));
+}
+
+// The coordinator stopped talking in the middle of a checkpoint (stopped
+// with SIGSTOP, hung, or its host is unreachable): the job must not stay
+// frozen.  Resume it and give the checkpoint up here; as in
+// CoordinatorLost, images already written stay (the manifest may exist).
+// The connection is kept: a coordinator that wakes up finds its late
+// "dump" refused (the checkpoint fails there) and takes the next
+// checkpoint normally; a late "resume" or "kill" is obeyed.
+void Supervisor::AbandonCheckpoint() {
+  RemoveOwnTemporaries();
+  stall_deadline_.reset();
+  Warn(fmt::format("checkpoint {}: no word from the coordinator for {:.0f} s (STASIS_COORD_TIMEOUT); "
+                   "giving the checkpoint up and resuming the job",
+                   ckpt_generation_, stall_timeout_));
+  abandoned_generation_ = ckpt_generation_;
+  if (quiesced_) agents_->ResumeAll();
+  quiesced_ = false;
+  images_.clear();
+}
+
+// "<image>.tmp" of every process of the checkpoint in progress: the names
+// DumpProcess writes to before the rename (normally already gone: it
+// removes its temp file on failure, and a dump is never interrupted by us).
+void Supervisor::RemoveOwnTemporaries() {
+  if (ckpt_dir_.empty() || !stall_deadline_) return;  // no checkpoint in progress
+  for (const auto& a : agents_->Agents()) {
+    const std::string p = fmt::format("{}/{}.tmp", ckpt_dir_,
+                                      image::ImageFileName(a.program, job_id_, a.pid, ckpt_generation_));
+    unlink(p.c_str());
+  }
 }
 
 void Supervisor::HandleCoordinatorInput() {
@@ -451,7 +486,11 @@ void Supervisor::RemoveImages(uint64_t generation) {
 
 json Supervisor::Dump(uint64_t generation, const std::string& dir) {
   if (!quiesced_) return {{"ok", false}, {"error", "dump requested but the job is not quiesced"}};
-  MaybePauseWhenQuiesced(generation, dir, quiesced_pids_);
+  {
+    std::string pids;
+    for (pid_t p : quiesced_pids_) pids += fmt::format("{}\n", p);
+    MaybePause("quiesced", generation, dir, pids);
+  }
   std::map<pid_t, AgentInfo> by_pid;
   for (const auto& a : agents_->Agents()) by_pid[a.pid] = a;
   json processes = json::array();
@@ -608,8 +647,31 @@ json Supervisor::Quiesce(uint64_t generation) {
 json Supervisor::HandleRequest(const json& req) {
   const std::string type = req.value("type", std::string());
   const uint64_t generation = req.value("generation", uint64_t{0});
-  if (type == "quiesce") return Quiesce(generation);
-  if (type == "dump") return Dump(generation, req.value("dir", cfg_.settings.ckptdir));
+  // Between our reply to quiesce or dump and the coordinator's next word,
+  // the job is frozen: bounded by stall_deadline_ (AbandonCheckpoint).
+  auto waiting = [&](json reply, const std::string& dir) {
+    if (reply.value("ok", false) || quiesced_) {  // a failed dump leaves the job parked too
+      ckpt_generation_ = generation;
+      ckpt_dir_ = dir;
+      stall_deadline_ = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(stall_timeout_ * 1000));
+    } else {
+      stall_deadline_.reset();
+    }
+    return reply;
+  };
+  if (type == "quiesce") return waiting(Quiesce(generation), req.value("dir", cfg_.settings.ckptdir));
+  if (type == "dump") {
+    if (generation != 0 && generation == abandoned_generation_) {
+      return {{"ok", false},
+              {"error", fmt::format("the supervisor gave checkpoint {} up and resumed the job: no word from "
+                                    "the coordinator for {:.0f} s (STASIS_COORD_TIMEOUT)",
+                                    generation, stall_timeout_)}};
+    }
+    const std::string dir = req.value("dir", cfg_.settings.ckptdir);
+    return waiting(Dump(generation, dir), dir);
+  }
+  stall_deadline_.reset();
   if (type == "resume") {
     if (quiesced_) agents_->ResumeAll();
     quiesced_ = false;
@@ -617,6 +679,7 @@ json Supervisor::HandleRequest(const json& req) {
     return {{"ok", true}};
   }
   if (type == "abort") {
+    // Only the coordinator knows that no manifest lists them.
     RemoveImages(generation);
     if (quiesced_) agents_->ResumeAll();
     quiesced_ = false;
@@ -649,7 +712,14 @@ void Supervisor::Loop() {
     }
     const size_t agent_first = fds.size();
     for (int fd : agents_->PollFds()) fds.push_back({fd, POLLIN, 0});
-    int r = poll(fds.data(), fds.size(), -1);
+    int timeout_ms = -1;
+    if (stall_deadline_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stall_deadline_ -
+                                                                         std::chrono::steady_clock::now());
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 1 << 30));
+    }
+    int r = poll(fds.data(), fds.size(), timeout_ms);
+    if (stall_deadline_ && std::chrono::steady_clock::now() >= *stall_deadline_) AbandonCheckpoint();
     if (r < 0) {
       if (errno == EINTR) continue;
       Warn(fmt::format("poll: {}", strerror(errno)));

@@ -9,11 +9,16 @@
 // abort requests.  The job ends when no child is left; its exit code is the
 // main process's.
 //
-// Failure policy: Stasis failing must never kill the user's program.  If the
-// coordinator connection drops, the job keeps running (with a warning) and
-// any quiesced process is resumed; a failed dump removes this generation's
-// images and leaves the processes parked until the coordinator resumes or
-// aborts.
+// Failure policy: Stasis failing must never kill the user's program, and a
+// checkpoint whose manifest may be durable is never deleted here.  If the
+// coordinator connection drops, the job keeps running (with a warning), any
+// quiesced process is resumed, and images already written stay (orphans
+// are removed by the next prune).  If the coordinator stays silent for
+// STASIS_COORD_TIMEOUT seconds in the middle of a checkpoint, the job is
+// resumed the same way and the checkpoint fails.  A failed dump removes
+// this generation's images and leaves the processes parked until the
+// coordinator resumes or aborts; only "abort" (the coordinator knows there
+// is no manifest) removes images written for a checkpoint.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +45,9 @@ struct SupervisorConfig {
 constexpr double kAgentHelloTimeout = 10;
 // Seconds for all agents to report quiesced.
 constexpr double kQuiesceTimeout = 30;
+// Seconds the job stays quiesced waiting for the coordinator in the middle of
+// a checkpoint before the supervisor gives it up (env STASIS_COORD_TIMEOUT).
+constexpr double kCoordinatorStallTimeout = 60;
 // Seconds to connect to the coordinator and for its hello reply.
 constexpr double kCoordinatorTimeout = 10;
 

@@ -292,3 +292,43 @@ def test_signal_to_the_program_only_stops_and_requeues(work):
     assert "stasis run: received SIG" not in err
     assert re.search(r"pid \d+ \(python3\) on \S+ received SIGUSR1: checkpoint \d+ complete: .*; job stopped", err), err
     assert "requeueing Slurm job " + job in err
+
+
+def coordinator_pids(job):
+    """The job's coordinator daemon(s) (`stasis coordinator`, started by stasis run)."""
+    out = []
+    for pid in step_pids(job, "stasis"):
+        try:
+            args = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"coordinator" in args:
+            out.append(pid)
+    return out
+
+
+@pytest.mark.timeout(200)
+def test_scancel_term_full_to_every_process_checkpoints_then_requeues(work):
+    """`scancel --signal=TERM --full`: SIGTERM to the batch shell (stasis run)
+    and every process of the job at once, the coordinator included: under
+    proctrack/cgroup it is in the job's cgroup; this test cluster tracks
+    processes by parentage (proctrack/linuxproc), from which the daemonized
+    coordinator escapes, so the test signals it first, as the cgroup would.
+    The coordinator stays until the final checkpoint is durable; stasis run
+    checkpoints, requeues and exits 0; the requeued job continues; the
+    appended log reads as one run."""
+    d = work[0]
+    n = 30
+    job = submit(work, "append_log.sbatch", "--time=3", COUNT=n)
+    wait_for(lambda: "5" in read(d / "append.log").split(), 60, "the program to count to 5")
+    coords = coordinator_pids(job)
+    assert len(coords) == 1, coords
+    os.kill(coords[0], signal.SIGTERM)
+    subprocess.run(["scancel", "--signal=TERM", "--full", job], check=True)
+    state, f = wait_job(job, 180)
+    log = read(d / "append.log")
+    assert state == "COMPLETED", f"{state}\n{log}"
+    assert int(f["Restarts"]) >= 1, log
+    assert "received SIGTERM" in log and "requeueing Slurm job " + job in log, log
+    numbers = [line for line in log.splitlines() if not line.startswith(("stasis", "slurmstepd"))]
+    assert numbers == [str(i) for i in range(n)] + ["done"], log

@@ -63,6 +63,7 @@ class FakeSupervisor {
   std::string fail_dump;           // non-empty: dump replies with this error
   std::string hang_on;             // never answer this request type
   std::atomic<bool> hold_quiesce{false};  // delay quiesce replies while true
+  bool remove_after_dump = false;  // delete the image again before replying
 
   ~FakeSupervisor() { Close(); }
 
@@ -141,6 +142,7 @@ class FakeSupervisor {
       } else {
         std::string name = image::ImageFileName(program, job_id_, pid, gen);
         std::ofstream(fs::path(GetString(m, "dir")) / name) << "image " << gen;
+        if (remove_after_dump) fs::remove(fs::path(GetString(m, "dir")) / name);
         reply["processes"] = {{{"pid", pid}, {"ppid", 1}, {"program", program}, {"image", name}, {"image_size", 7}}};
       }
     }
@@ -335,6 +337,38 @@ TEST_F(CoordinatorTest, TimeoutAndDisconnectFailTheCheckpoint) {
   EXPECT_FALSE(GetBool(d, "ok"));
   EXPECT_NE(GetString(d, "error").find("disconnected"), std::string::npos) << d.dump();
   EXPECT_TRUE(Manifests().empty());
+}
+
+// SIGTERM (Terminate) with a job attached: the coordinator still serves the
+// job's final checkpoint-and-kill, then exits; with no job, at once.
+TEST_F(CoordinatorTest, TerminateWaitsForTheJobsFinalCheckpoint) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(sup_.Start(port_, dir_.path()));
+  coord_->Terminate();
+  EXPECT_NE(done_.wait_for(std::chrono::milliseconds(300)), std::future_status::ready);
+  Json r = Request({{"type", "checkpoint"}, {"kill", true}});
+  ASSERT_TRUE(GetBool(r, "ok")) << r.dump();
+  EXPECT_EQ(Manifests().size(), 1u);
+  ASSERT_EQ(done_.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
+TEST_F(CoordinatorTest, TerminateWithoutAJobStopsAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  coord_->Terminate();
+  ASSERT_EQ(done_.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
+// An image that vanished between the dump and the manifest fails the
+// checkpoint: no manifest ever lists a missing file.
+TEST_F(CoordinatorTest, MissingImageAfterDumpFailsTheCheckpoint) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  sup_.remove_after_dump = true;
+  ASSERT_NO_FATAL_FAILURE(sup_.Start(port_, dir_.path()));
+  Json r = Request({{"type", "checkpoint"}});
+  EXPECT_FALSE(GetBool(r, "ok")) << r.dump();
+  EXPECT_NE(GetString(r, "error").find("is missing after the dump"), std::string::npos) << r.dump();
+  EXPECT_TRUE(Manifests().empty());
+  EXPECT_TRUE(WaitFor([&] { return sup_.Got("abort"); }));
 }
 
 TEST_F(CoordinatorTest, CheckpointKillAndExitOnLast) {

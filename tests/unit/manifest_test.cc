@@ -191,5 +191,79 @@ TEST_F(ManifestDir, PruneNeverDeletesWhatAKeptManifestUses) {
   EXPECT_TRUE(Exists(ImageFileName("prog", "job7", 5, 3) + ".tmp"));
 }
 
+
+// Older manifests go before their images, so a prune interrupted at any
+// unlink leaves only complete manifests; what it left is removed next time.
+TEST_F(ManifestDir, PruneDeletesManifestBeforeItsImagesAndResumesAfterInterruption) {
+  Manifest old = MakeCheckpoint(1);
+  Manifest cur = MakeCheckpoint(2);
+  std::vector<std::string> order;
+  ASSERT_TRUE(PruneCheckpoints(dir_, 1, [&](const std::string& p) { order.push_back(fs::path(p).filename()); }).ok());
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order[0], ManifestFileName(1));
+
+  // Interrupted after the manifest and one image: simulate by recreating
+  // the other image of generation 1 and pruning again (a new prune, as at
+  // the next checkpoint).
+  for (size_t stop = 0; stop < 3; ++stop) {
+    old = MakeCheckpoint(1);
+    cur = MakeCheckpoint(2);
+    size_t calls = 0;
+    struct Interrupted {};
+    try {
+      (void)PruneCheckpoints(dir_, 1, [&](const std::string&) {
+        if (calls++ == stop) throw Interrupted{};
+      });
+    } catch (const Interrupted&) {
+    }
+    // Every manifest left lists only files that exist.
+    auto l = ListManifests(dir_);
+    ASSERT_TRUE(l.ok());
+    for (const auto& mp : *l) {
+      auto m = ReadManifest(mp);
+      ASSERT_TRUE(m.ok());
+      for (const auto& p : m->processes) EXPECT_TRUE(Exists(p.image)) << mp << " stop " << stop;
+    }
+    ASSERT_TRUE(PruneCheckpoints(dir_, 1).ok());
+    EXPECT_FALSE(Exists(ManifestFileName(1)));
+    for (const auto& p : old.processes) EXPECT_FALSE(Exists(p.image)) << "stop " << stop;
+    for (const auto& p : cur.processes) EXPECT_TRUE(Exists(p.image));
+  }
+}
+
+// Images of a generation without a manifest (its writer was killed after
+// the dump) and temp files are removed once a newer manifest exists, never
+// an image a manifest lists, never files of a generation newer than every
+// manifest (a checkpoint being written).
+TEST_F(ManifestDir, LeftoversOfKilledWritersGoNeverListedImages) {
+  Manifest m1 = MakeCheckpoint(1);
+  Touch(ImageFileName("prog", "job7", 2, 2));           // orphan: no manifest 2
+  Touch(ImageFileName("prog", "job7", 3, 2) + ".tmp");  // killed writer's temp
+  Touch(SavedFileName("job7", 1, 2));                   // orphan saved copy
+  Manifest m3 = MakeCheckpoint(3);
+  Touch(ImageFileName("prog", "job7", 2, 4));           // checkpoint 4 being written
+  Touch(ImageFileName("prog", "job7", 3, 4) + ".tmp");
+  Touch(ImageFileName("prog", "otherjob", 2, 2));       // another job's: not ours to judge
+  ASSERT_TRUE(RemoveLeftovers(dir_).ok());
+  EXPECT_TRUE(Exists(ManifestFileName(1)));
+  EXPECT_TRUE(Exists(ManifestFileName(3)));
+  for (const auto& p : m1.processes) EXPECT_TRUE(Exists(p.image));
+  for (const auto& p : m3.processes) EXPECT_TRUE(Exists(p.image));
+  EXPECT_FALSE(Exists(ImageFileName("prog", "job7", 2, 2)));
+  EXPECT_FALSE(Exists(ImageFileName("prog", "job7", 3, 2) + ".tmp"));
+  EXPECT_FALSE(Exists(SavedFileName("job7", 1, 2)));
+  EXPECT_TRUE(Exists(ImageFileName("prog", "job7", 2, 4)));
+  EXPECT_TRUE(Exists(ImageFileName("prog", "job7", 3, 4) + ".tmp"));
+  EXPECT_TRUE(Exists(ImageFileName("prog", "otherjob", 2, 2)));
+
+  // An unreadable manifest protects its generation's files.
+  Touch(ImageFileName("prog", "job7", 2, 5));
+  Touch(ManifestFileName(5), "{not json");
+  MakeCheckpoint(6);
+  ASSERT_TRUE(RemoveLeftovers(dir_).ok());
+  EXPECT_TRUE(Exists(ImageFileName("prog", "job7", 2, 5)));
+  EXPECT_FALSE(Exists(ImageFileName("prog", "job7", 2, 4)));  // 4 has no manifest, 6 is newer
+}
+
 }  // namespace
 }  // namespace stasis::image

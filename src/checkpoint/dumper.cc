@@ -25,6 +25,7 @@
 #include <memory>
 
 #include "agent/control_block.h"
+#include "common/version.h"
 #include "state/files.h"
 #include "state/memory.h"
 #include "state/proc_target.h"
@@ -130,6 +131,17 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
       std::chrono::system_clock::now().time_since_epoch()).count();
   img.agent.control_block = req.control_block;
   img.agent.socket_fd = cb.socket_fd;
+  img.agent.stasis_version = StasisVersion();
+  // The agent this process really maps (a job restarted by a newer Stasis
+  // still runs the agent of the version that launched it).
+  for (const image::MemoryArea& a : img.areas) {
+    const std::string kAgent = "/libstasis_agent.so";
+    if (a.name.size() > kAgent.size() &&
+        a.name.compare(a.name.size() - kAgent.size(), kAgent.size(), kAgent) == 0) {
+      img.agent.path = a.name;
+      break;
+    }
+  }
 
   DumpResult result;
   for (const image::MemoryArea& a : img.areas) result.memory_bytes += a.size();

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/version.h"
 #include "coordinator/coordinator_impl.h"
 
 namespace stasis::coordinator::internal {
@@ -192,6 +193,7 @@ void CoordinatorImpl::AdvanceCheckpoint() {
   m.interval = interval_;
   m.keep = keep_;
   m.compression = compression_;
+  m.stasis_version = StasisVersion();
   if (Status st = image::WriteManifest(ckptdir_, m); !st.ok()) {
     FailCheckpoint("checkpoint " + gen + " failed: " + st.message());
     return;

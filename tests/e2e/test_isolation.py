@@ -113,6 +113,15 @@ def _grows(path, h, what):
     wait_until(lambda: len(read_lines(path)) >= n + 3, 30, f"{what} still writing to {path}", h.diag)
 
 
+def _refuses_pty_checkpoint(h):
+    """A pty created inside the job cannot be checkpointed yet: the
+    checkpoint fails naming it (no manifest), and the job goes on."""
+    r = h.stasis("checkpoint")
+    assert r.returncode != 0, f"checkpoint of a job holding its own pty must fail: {r.stdout} {r.stderr}"
+    assert "pseudo-terminal created inside the job" in r.stdout + r.stderr, (r.stdout, r.stderr)
+    assert h.manifests() == {}
+
+
 @both_users
 def test_screen_runs_in_a_job(h):
     if shutil.which("screen") is None:
@@ -126,10 +135,8 @@ def test_screen_runs_in_a_job(h):
     r = h.stasis("status", "--json")
     assert r.returncode == 0, r.stderr
     assert any("screen" in p["program"].lower() for p in json.loads(r.stdout)["processes"]), r.stdout
-    # A pty created inside the job cannot be checkpointed yet: whatever the
-    # checkpoint says, the job goes on.
-    h.stasis("checkpoint")
-    _grows(out, h, "a loop inside screen after a checkpoint attempt")
+    _refuses_pty_checkpoint(h)
+    _grows(out, h, "a loop inside screen after the refused checkpoint")
     h.run(["screen", "-S", session, "-X", "quit"])
     launch.wait(30)
 
@@ -147,6 +154,8 @@ def test_tmux_runs_in_a_job(h):
     launch = h.launch(["tmux", "-L", sock, "new-session", "-d", f"while :; do echo tick >> {out}; sleep 0.05; done"],
                       env_extra={"SHELL": "/bin/sh"})
     _grows(out, h, "a loop inside tmux")
+    _refuses_pty_checkpoint(h)
+    _grows(out, h, "a loop inside tmux after the refused checkpoint")
     h.run(["tmux", "-L", sock, "kill-server"], env_extra={"SHELL": "/bin/sh"})
     launch.wait(30)
 

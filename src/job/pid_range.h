@@ -43,7 +43,9 @@ pid_t JobPidBase(const std::string& job_id);
 
 // Writes `last` to /proc/sys/kernel/ns_last_pid of the caller's pid
 // namespace: the next fork gets the first free pid above it.  Errors: the
-// open/write errno, naming the file.
+// open/write errno, naming the file (the file is missing on kernels built
+// without CONFIG_CHECKPOINT_RESTORE; callers then only warn: the job runs,
+// numbered from 2).
 Status SetLastPid(pid_t last);
 
 // The ns_last_pid for a restarted job: the highest of `restored` (its pids

@@ -242,8 +242,9 @@ StatusOr<pid_t> Supervisor::LaunchProgram() {
   if (const char* old = getenv("LD_PRELOAD"); old != nullptr && old[0] != '\0') {
     preload = preload.empty() ? old : preload + ":" + old;
   }
-  // The job's processes are numbered from its own base, not 2 (pid_range.h).
-  RETURN_IF_ERROR(SetLastPid(JobPidBase(job_id_) - 1));
+  // The job's processes are numbered from its own base, not 2 (pid_range.h);
+  // without it (a kernel without CONFIG_CHECKPOINT_RESTORE) the job still runs.
+  if (Status st = SetLastPid(JobPidBase(job_id_) - 1); !st.ok()) Warn(st.message());
   pid_t pid = fork();
   if (pid < 0) return Status::Errno("fork");
   if (pid == 0) {
@@ -298,7 +299,7 @@ StatusOr<pid_t> Supervisor::RestoreProgram() {
     for (const auto& t : m->threads) ids.push_back(t.tid);
     for (const auto& z : m->zombies) ids.push_back(z.pid);
   }
-  RETURN_IF_ERROR(SetLastPid(LastPidAfterRestore(JobPidBase(job_id_), ids)));
+  if (Status st = SetLastPid(LastPidAfterRestore(JobPidBase(job_id_), ids)); !st.ok()) Warn(st.message());
   ASSIGN_OR_RETURN(std::vector<pid_t> roots, restore::RestoreTree(ptrs, *plan, opts));
   for (const auto& p : procs) restored_pids_.push_back(p.pid);
   // The main process (exit code, forwarded signals) is the lowest-pid root:

@@ -25,6 +25,7 @@
 #include <memory>
 
 #include "agent/control_block.h"
+#include "common/version.h"
 #include "state/files.h"
 #include "state/memory.h"
 #include "state/proc_target.h"
@@ -104,6 +105,16 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   auto fds = state::CaptureFiles(target, cb.socket_fd);
   if (!fds.ok()) return fds.status().With("file descriptors");
   img.fds = std::move(fds).value();
+  // A pseudo-terminal master is always a terminal made inside the job
+  // (screen, tmux, script, expect); it and its slave cannot be recreated
+  // yet, and a restart without them would leave those programs talking to
+  // /dev/null or to the restarting command's terminal.  Refuse clearly.
+  for (const image::FileDescriptor& f : img.fds) {
+    if (f.path == "/dev/ptmx" || f.path == "/dev/pts/ptmx") {
+      return Status::Error("fd " + std::to_string(f.fd) + " is the master of a pseudo-terminal created inside the job (" +
+                           f.path + ", e.g. by screen or tmux); checkpointing such terminals is not supported yet");
+    }
+  }
   // This supervisor's stdio is the job's (the launching command's).
   state::RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), &img);
   if (req.saver != nullptr) {  // after RelateStdioToJob: stdio is never saved
@@ -130,6 +141,17 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
       std::chrono::system_clock::now().time_since_epoch()).count();
   img.agent.control_block = req.control_block;
   img.agent.socket_fd = cb.socket_fd;
+  img.agent.stasis_version = StasisVersion();
+  // The agent this process really maps (a job restarted by a newer Stasis
+  // still runs the agent of the version that launched it).
+  for (const image::MemoryArea& a : img.areas) {
+    const std::string kAgent = "/libstasis_agent.so";
+    if (a.name.size() > kAgent.size() &&
+        a.name.compare(a.name.size() - kAgent.size(), kAgent.size(), kAgent) == 0) {
+      img.agent.path = a.name;
+      break;
+    }
+  }
 
   DumpResult result;
   for (const image::MemoryArea& a : img.areas) result.memory_bytes += a.size();

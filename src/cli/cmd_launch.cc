@@ -35,7 +35,8 @@ Action AddLaunch(CLI::App& app, GlobalOptions& g) {
   CLI::App* sub = app.add_subcommand(
       "launch",
       "Run PROGRAM ARGS... under Stasis so that it can be checkpointed; exits with the program's exit code.\n"
-      "Starts a coordinator at --coord-host:--coord-port if none answers, or joins the job of the one there.");
+      "Starts a coordinator at --coord-host:--coord-port if none answers; fails if the one there already\n"
+      "serves a job (use another --coord-port, -p 0 for any free port, or 'stasis quit' that job).");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, false);
   AddSaveFilesOption(sub, opts->save_files, false);
   // Everything from the first non-option word on is the program's command line.

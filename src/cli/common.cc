@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "common/version.h"
 #include "coordinator/protocol.h"
 
 namespace stasis::cli {
@@ -79,8 +80,12 @@ StatusOr<std::string> FindAgentLib() {
     }
     return fs::absolute(env).string();
   }
+  // Installed: <prefix>/bin/stasis and <prefix>/lib/stasis/<version>/ (a
+  // directory per version, so that installing another version keeps the
+  // agent older checkpoints map).  Build tree: build/bin and build/lib.
   const fs::path dir = fs::path(OwnExe()).parent_path();
-  const fs::path candidates[] = {dir / "../lib/libstasis_agent.so", dir / "../lib/stasis/libstasis_agent.so"};
+  const fs::path candidates[] = {dir / ".." / StasisAgentInstallDir() / "libstasis_agent.so",
+                                 dir / "../lib/libstasis_agent.so"};
   for (const auto& c : candidates) {
     std::error_code ec;
     if (fs::is_regular_file(c, ec)) return c.lexically_normal().string();

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "cli/cli.h"
+#include "common/version.h"
 
 int main(int argc, char** argv) {
   using namespace stasis::cli;
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
       "Run a program under 'stasis launch', checkpoint it with 'stasis checkpoint' (or every\n"
       "--interval seconds), and resume it later with 'stasis restart DIR'.",
       "stasis"};
+  app.set_version_flag("--version", std::string("stasis ") + stasis::StasisVersion());
   app.require_subcommand(1);
   // Global options are accepted after the subcommand too.
   app.fallthrough();
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);

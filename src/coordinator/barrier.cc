@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/pause_point.h"
+#include "common/version.h"
 #include "coordinator/coordinator_impl.h"
 
 namespace stasis::coordinator::internal {
@@ -204,6 +205,7 @@ void CoordinatorImpl::AdvanceCheckpoint() {
   m.keep = keep_;
   m.compression = compression_;
   const std::string manifest = (std::filesystem::path(ckptdir_) / image::ManifestFileName(c.generation)).string();
+  m.stasis_version = StasisVersion();
   if (Status st = image::WriteManifest(ckptdir_, m); !st.ok()) {
     // It may have been renamed into place before the directory fsync
     // failed: it must not outlive the abort, which deletes its images.

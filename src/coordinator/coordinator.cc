@@ -332,6 +332,18 @@ void CoordinatorImpl::HandleHello(Peer& p, const Json& msg) {
     p.closing = true;
     return;
   }
+  if (have_job_ && GetString(msg, "job_id") != job_id_) {
+    // One coordinator serves one job: a second job here would get the same
+    // pids as the first (both start in fresh pid namespaces at the same
+    // base) and be checkpointed into one unrestartable set of images.
+    Send(p, {{"ok", false},
+             {"error", "the coordinator at port " + std::to_string(port_) + " already serves job " +
+                           job_id_ + "; run the new job with its own coordinator (--coord-port PORT, "
+                           "-p 0 for any free port, or STASIS_COORD_PORT) or end that job first "
+                           "(stasis quit)"}});
+    p.closing = true;
+    return;
+  }
   p.role = Peer::Role::kSupervisor;
   p.host = GetString(msg, "host");
   p.program = GetString(msg, "program");

@@ -218,7 +218,8 @@ json Encode(const ProcessImage& img, bool display) {
     pipes.push_back({{"inode", pc.inode}, {"bytes", bytes(pc.bytes.data(), pc.bytes.size())}});
   j["pipes"] = std::move(pipes);
   if (!img.save_files.empty()) j["save_files"] = img.save_files;
-  j["agent"] = {{"control_block", img.agent.control_block}, {"socket_fd", img.agent.socket_fd}};
+  j["agent"] = {{"control_block", img.agent.control_block}, {"socket_fd", img.agent.socket_fd},
+                {"path", img.agent.path}, {"stasis_version", img.agent.stasis_version}};
   return j;
 }
 
@@ -609,6 +610,8 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
   if (const json* a = d.Field(j, "agent", r)) {
     d.Get(*a, "control_block", &img.agent.control_block, "agent");
     d.Get(*a, "socket_fd", &img.agent.socket_fd, "agent");
+    d.Get(*a, "path", &img.agent.path, "agent");
+    d.Get(*a, "stasis_version", &img.agent.stasis_version, "agent");
   }
   if (!d.status.ok()) return d.status;
   return img;

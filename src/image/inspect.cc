@@ -162,6 +162,8 @@ void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_siz
   out << "checkpoint at:  " << UtcTime(m.checkpoint_time) << "\n";
   out << "job id:         " << m.job_id << "\n";
   out << "generation:     " << m.generation << "\n";
+  if (!m.agent.stasis_version.empty()) out << "stasis version: " << m.agent.stasis_version << "\n";
+  if (!m.agent.path.empty()) out << "agent:          " << m.agent.path << "\n";
   out << "cwd:            " << m.cwd << "\n";
 
   out << "threads (" << m.threads.size() << "):\n";

@@ -129,7 +129,8 @@ json ToJsonManifest(const Manifest& m) {
               {"interval", m.interval},
               {"keep", m.keep},
               {"compression", m.compression},
-              {"total_bytes", m.total_bytes()}};
+              {"total_bytes", m.total_bytes()},
+              {"stasis_version", m.stasis_version}};
 }
 
 // Reads `key` of `obj` into *out; required keys must be present.
@@ -170,6 +171,7 @@ StatusOr<Manifest> FromJsonManifest(const json& j) {
   RETURN_IF_ERROR(Field(j, "interval", false, &m.interval, ""));
   RETURN_IF_ERROR(Field(j, "keep", false, &m.keep, ""));
   RETURN_IF_ERROR(Field(j, "compression", false, &m.compression, ""));
+  RETURN_IF_ERROR(Field(j, "stasis_version", false, &m.stasis_version, ""));
   auto it = j.find("processes");
   if (it == j.end()) return Status::DataLoss("missing field \"processes\"");
   if (!it->is_array()) return Status::DataLoss("field \"processes\" has the wrong type");

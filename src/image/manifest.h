@@ -33,6 +33,7 @@ struct Manifest {
   double interval = 0;        // seconds; 0 = no periodic checkpoints
   uint32_t keep = 2;
   std::string compression = "zstd:1";
+  std::string stasis_version;  // of the coordinator that wrote it (common/version.h); "" if older
   uint64_t total_bytes() const {
     uint64_t t = 0;
     for (const auto& p : processes) t += p.image_size;

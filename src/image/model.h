@@ -248,6 +248,11 @@ struct Capabilities { uint64_t inheritable = 0, permitted = 0, effective = 0, bo
 struct AgentInfo {
   uint64_t control_block = 0;  // address of the process's AgentControlBlock
   int32_t socket_fd = -1;      // the agent's own descriptor; never restored
+  // The agent library mapped in the process (a versioned path,
+  // lib/stasis/<version>/libstasis_agent.so once installed) and the Stasis
+  // that wrote the image (common/version.h).  Empty in older images.
+  std::string path;
+  std::string stasis_version;
 };
 
 // A child that had exited but was not yet reaped (state Z) at checkpoint.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -123,7 +124,44 @@ Status WriteProcFile(const char* path, const std::string& text) {
   return Status::Ok();
 }
 
-Status EnterNamespaces(uid_t uid, gid_t gid) {
+// A launcher with CAP_SETUID/CAP_SETGID (root) maps every uid and gid it
+// has to itself: a process of the job then sees the owners of all files, root keeps
+// its DAC override on other users' files, and a chown to another group
+// works -- GNU screen, run as root, gives its pty to group tty and exits
+// when that fails (chown(2) gives EINVAL for an unmapped gid).  Such a map
+// can only be written from the parent user namespace with those
+// capabilities (user_namespaces(7), "Defining user and group ID mappings"),
+// so the launcher writes it for C1 while C1 waits on `map_sync`:
+// C1 sends one byte after unshare(), the launcher answers kMapped or
+// kMapSelf (C1 then writes the unprivileged one-id map itself).
+constexpr char kUnshared = 'R';
+constexpr char kMapped = 'M';
+constexpr char kMapSelf = 'U';
+
+// The identity over every id mapped in the launcher's own namespace (all of
+// them on a host; a container's range inside one): lines "first first
+// count" from its /proc/self/{uid,gid}_map lines "first outside count".
+std::string IdentityOfOwnMap(const char* which) {
+  FILE* f = fopen(fmt::format("/proc/self/{}", which).c_str(), "re");
+  if (f == nullptr) return "";
+  std::string out;
+  unsigned long first = 0, outside = 0, count = 0;
+  while (fscanf(f, "%lu %lu %lu", &first, &outside, &count) == 3) {
+    out += fmt::format("{} {} {}\n", first, first, count);
+  }
+  fclose(f);
+  return out;
+}
+
+// The launcher's side: writes C1's maps; false if the kernel refused.
+bool WriteIdentityMaps(pid_t c1) {
+  const std::string uids = IdentityOfOwnMap("uid_map"), gids = IdentityOfOwnMap("gid_map");
+  return !uids.empty() && !gids.empty() &&
+         WriteProcFile(fmt::format("/proc/{}/uid_map", c1).c_str(), uids).ok() &&
+         WriteProcFile(fmt::format("/proc/{}/gid_map", c1).c_str(), gids).ok();
+}
+
+Status EnterNamespaces(uid_t uid, gid_t gid, int map_sync) {
   if (unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS) != 0) {
     int err = errno;
     std::string hint;
@@ -133,6 +171,13 @@ Status EnterNamespaces(uid_t uid, gid_t gid) {
     return Status::Error(fmt::format("cannot create the job's namespaces: "
                                      "unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS): {}{}",
                                      strerror(err), hint));
+  }
+  if (map_sync >= 0) {
+    char answer = 0;
+    if (!WriteAll(map_sync, &kUnshared, 1) || !ReadAll(map_sync, &answer, 1)) {
+      return Status::Error("the launcher did not answer while setting up the job's uid/gid map");
+    }
+    if (answer == kMapped) return Status::Ok();
   }
   // setgroups must be denied before an unprivileged gid_map write (user_namespaces(7)).
   RETURN_IF_ERROR(WriteProcFile("/proc/self/setgroups", "deny"));
@@ -173,9 +218,11 @@ pid_t WaitFor(pid_t pid, int* status) {
 
 // C1: enters the namespaces, forks C2, waits for it.  Never returns.
 [[noreturn]] void RunC1(const std::function<int(InitContext&)>& init, int report_fd,
-                        pid_t launcher, const sigset_t& original_mask, uid_t uid, gid_t gid) {
+                        pid_t launcher, const sigset_t& original_mask, uid_t uid, gid_t gid,
+                        int map_sync) {
   g_intercept_fd.store(-1);  // interception is the launcher's own business
-  Status st = EnterNamespaces(uid, gid);
+  Status st = EnterNamespaces(uid, gid, map_sync);
+  if (map_sync >= 0) close(map_sync);
   if (!st.ok()) {
     ReportFailure(report_fd, st.message());
     _exit(1);
@@ -268,6 +315,15 @@ StatusOr<int> RunInJobNamespace(const std::function<int(InitContext&)>& init) {
   state::NoteCallerTerminal();
   const uid_t uid = getuid();
   const gid_t gid = getgid();
+  // Root: the launcher maps all ids for C1 (see WriteIdentityMaps).
+  ScopedFd map_parent, map_child;
+  if (geteuid() == 0) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+      map_parent.reset(sv[0]);
+      map_child.reset(sv[1]);
+    }
+  }
 
   pid_t c1 = fork();
   if (c1 < 0) {
@@ -279,10 +335,21 @@ StatusOr<int> RunInJobNamespace(const std::function<int(InitContext&)>& init) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != launcher) _exit(1);  // the launcher died before prctl
     report_read.reset();
-    RunC1(init, report_write.release(), launcher, original_mask, uid, gid);
+    map_parent.reset();
+    RunC1(init, report_write.release(), launcher, original_mask, uid, gid,
+          map_child.valid() ? map_child.release() : -1);
   }
 
   report_write.reset();
+  map_child.reset();
+  if (map_parent) {
+    char ready = 0;
+    if (ReadAll(map_parent.get(), &ready, 1)) {  // EOF: C1 failed, its report says why
+      const char answer = WriteIdentityMaps(c1) ? kMapped : kMapSelf;
+      WriteAll(map_parent.get(), &answer, 1);
+    }
+    map_parent.reset();
+  }
   const pid_t previous_target = g_forward_to.exchange(c1);
   struct sigaction old[std::size(kForwardedSignals)];
   InstallForwarders(old);

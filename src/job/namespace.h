@@ -4,7 +4,9 @@
 //
 //   caller (stasis launch/restart, outside)
 //     `- C1: unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS), identity
-//        |   uid/gid map, waits for C2 and exits with its status
+//        |   uid/gid map (the caller's own ids; for a root caller every id,
+//        |   written by the caller: namespace.cc WriteIdentityMaps), waits
+//        |   for C2 and exits with its status
 //        `- C2: pid 1 of the new pid namespace; private mounts, fresh /proc;
 //               runs `init` (the supervisor)
 //

@@ -32,6 +32,7 @@
 #include "image/writer.h"
 #include "job/agent_server.h"
 #include "job/coordinator_link.h"
+#include "job/pid_range.h"
 #include "restore/restorer.h"
 
 namespace stasis::job {
@@ -239,6 +240,9 @@ StatusOr<pid_t> Supervisor::LaunchProgram() {
   if (const char* old = getenv("LD_PRELOAD"); old != nullptr && old[0] != '\0') {
     preload = preload.empty() ? old : preload + ":" + old;
   }
+  // The job's processes are numbered from its own base, not 2 (pid_range.h);
+  // without it (a kernel without CONFIG_CHECKPOINT_RESTORE) the job still runs.
+  if (Status st = SetLastPid(JobPidBase(job_id_) - 1); !st.ok()) Warn(st.message());
   pid_t pid = fork();
   if (pid < 0) return Status::Errno("fork");
   if (pid == 0) {
@@ -285,6 +289,15 @@ StatusOr<pid_t> Supervisor::RestoreProgram() {
   // has reopened them (saved_files.h).
   ASSIGN_OR_RETURN(state::SavedFilesRestore saved, state::SavedFilesRestore::Prepare(metas, dirs));
   if (saved.files() > 0) Info(fmt::format("restored {} saved file(s)", saved.files()));
+  // Processes created without set_tid (the program's new children) get pids
+  // above every restored id, in the job's range (pid_range.h).
+  std::vector<pid_t> ids;
+  for (const auto* m : metas) {
+    ids.push_back(m->pid);
+    for (const auto& t : m->threads) ids.push_back(t.tid);
+    for (const auto& z : m->zombies) ids.push_back(z.pid);
+  }
+  if (Status st = SetLastPid(LastPidAfterRestore(JobPidBase(job_id_), ids)); !st.ok()) Warn(st.message());
   ASSIGN_OR_RETURN(std::vector<pid_t> roots, restore::RestoreTree(ptrs, *plan, opts));
   for (const auto& p : procs) restored_pids_.push_back(p.pid);
   // The main process (exit code, forwarded signals) is the lowest-pid root:

@@ -30,6 +30,7 @@
 #include "common/scoped_fd.h"
 #include "restore/blob/blob_args.h"
 #include "restore/blob/blob_embed.h"
+#include "restore/agent_library.h"
 #include "restore/layout.h"
 #include "restore/objects.h"
 #include "restore/slots.h"
@@ -477,6 +478,7 @@ Status PrecheckImage(const image::ImageReader& reader) {
     if (a.start >= a.end || a.start % kPage || a.end % kPage || a.end > kUserHigh)
       return damaged("bad memory area " + std::to_string(a.start) + "-" + std::to_string(a.end));
   }
+  RETURN_IF_ERROR(CheckAgentLibrary(img));
   RETURN_IF_ERROR(state::CheckAreaFiles(img));
   RETURN_IF_ERROR(state::CheckFiles(img));
   return Status::Ok();

@@ -506,3 +506,40 @@ TEST_F(CoordinatorTest, NoJobMeansCheckpointError) {
 
 }  // namespace
 }  // namespace stasis::coordinator
+
+namespace stasis::coordinator {
+namespace {
+
+// A second job on a coordinator that already serves one is refused (the
+// two would share pids and checkpoints); the running job goes on.
+TEST_F(CoordinatorTest, RefusesASecondJob) {
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_NO_FATAL_FAILURE(sup_.Start(port_, dir_.path()));
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port_);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  Json hello = {{"type", "hello"}, {"role", "supervisor"}, {"version", kProtocolVersion},
+                {"job_id", "job2"}, {"host", "testhost"},  {"supervisor_pid", 4343},
+                {"program", "other"}, {"ckptdir", dir_.path()}, {"restarted", false},
+                {"generation", 0}};
+  ASSERT_TRUE(WriteLine(fd, hello, 5, "coord").ok());
+  LineBuffer in;
+  auto reply = ReadLine(fd, in, 5, "coord");
+  ::close(fd);
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_FALSE(GetBool(*reply, "ok")) << reply->dump();
+  const std::string err = GetString(*reply, "error");
+  EXPECT_NE(err.find("already serves job job1"), std::string::npos) << err;
+  EXPECT_NE(err.find("--coord-port"), std::string::npos) << err;
+  EXPECT_NE(err.find("stasis quit"), std::string::npos) << err;
+  Json st = Request({{"type", "status"}});
+  EXPECT_EQ(GetString(st, "job_id"), "job1") << st.dump();
+  Json r = Request({{"type", "checkpoint"}});
+  EXPECT_TRUE(GetBool(r, "ok")) << r.dump();
+}
+
+}  // namespace
+}  // namespace stasis::coordinator

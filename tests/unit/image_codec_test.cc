@@ -97,7 +97,7 @@ ProcessImage FullImage() {
     f.stdio_alias = k < 3 ? k : -1;
     m.fds.push_back(f);
   }
-  m.agent = {0x7ffff7f00000, 1023};
+  m.agent = {0x7ffff7f00000, 1023, "/opt/stasis/lib/stasis/0.1.0/libstasis_agent.so", "0.1.0 (git abc)"};
   return m;
 }
 
@@ -218,6 +218,8 @@ void ExpectSameImage(const ProcessImage& a, const ProcessImage& b) {
   }
   EXPECT_EQ(a.agent.control_block, b.agent.control_block);
   EXPECT_EQ(a.agent.socket_fd, b.agent.socket_fd);
+  EXPECT_EQ(a.agent.path, b.agent.path);
+  EXPECT_EQ(a.agent.stasis_version, b.agent.stasis_version);
 }
 
 namespace {

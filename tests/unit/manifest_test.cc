@@ -74,6 +74,7 @@ TEST_F(ManifestDir, RoundTrip) {
   m.interval = 30.5;
   m.keep = 5;
   m.compression = "zstd:3";
+  m.stasis_version = "0.1.0 (git abc)";
   ASSERT_TRUE(WriteManifest(dir_, m).ok());
   EXPECT_TRUE(Exists("stasis_manifest_000017.json"));
   EXPECT_FALSE(Exists("stasis_manifest_000017.json.tmp"));
@@ -94,6 +95,7 @@ TEST_F(ManifestDir, RoundTrip) {
   EXPECT_EQ(r->interval, 30.5);
   EXPECT_EQ(r->keep, 5u);
   EXPECT_EQ(r->compression, "zstd:3");
+  EXPECT_EQ(r->stasis_version, "0.1.0 (git abc)");
   EXPECT_EQ(r->total_bytes(), 123456789054u);
 }
 

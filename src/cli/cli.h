@@ -52,6 +52,7 @@ struct RestartRequest {
   uint32_t keep = 0;     // 0: from the manifest
   std::vector<std::string> save_files;  // --save-files as given; empty: env, else the checkpoint's
   std::vector<std::string> paths;  // a directory, a manifest, or image files
+  bool allow_foreign_owner = false;  // --allow-foreign-owner (image/trust.h)
 };
 
 // The body of `stasis restart`: restarts the newest complete checkpoint of

@@ -69,6 +69,9 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
       "restored), a manifest file (stasis_manifest_N.json), or one or more image files (*.stasis).");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, true);
   AddSaveFilesOption(sub, opts->save_files, true);
+  sub->add_flag("--allow-foreign-owner", opts->allow_foreign_owner,
+                "Restart files owned by another user or writable by others (refused by default: their code "
+                "would run as you)");
   sub->add_option("PATH", opts->paths, "Checkpoint directory, manifest, or image files")->required();
   return [opts, &g]() -> int { return RunRestart(g, *opts, "restart"); };
 }
@@ -112,6 +115,8 @@ int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
         if (m.ok()) a.m = *m;
         else failed = m.status();
       }
+      // Whose files, which job (image/trust.h): before a coordinator starts.
+      if (failed.ok()) failed = job::PrecheckRestart(a.manifest, a.images, opts->allow_foreign_owner);
       CoordinatorSpawn spawn;
       if (failed.ok()) {
         auto dir = PrepareCkptDir(opts->ckptdir.empty() ? a.dir : opts->ckptdir);
@@ -139,6 +144,7 @@ int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
         if (g.verbose) std::cerr << "stasis: restarting " << (a.manifest.empty() ? a.images[0] : a.manifest) << "\n";
         job::JobSettings settings = MakeJobSettings(g, spawn, *agent);
         settings.save_files = *save_files;  // empty: the checkpoint's own
+        settings.allow_foreign_owner = opts->allow_foreign_owner;
         auto rc = job::Restart(settings, a.manifest, a.images);
         if (rc.ok()) return *rc;
         failed = rc.status();

@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "coordinator/protocol.h"
+#include "job/runtime_dir.h"
 
 namespace stasis::cli {
 
@@ -151,9 +152,12 @@ StatusOr<int> SpawnCoordinator(const GlobalOptions& g, const CoordinatorSpawn& s
   if (const char* log = std::getenv("STASIS_COORD_LOG"); log && *log) args.insert(args.end(), {"--log", log});
   std::string port_file;
   if (g.coord_port == 0) {
-    char tmpl[] = "/tmp/stasis-port-XXXXXX";
-    int fd = ::mkstemp(tmpl);
-    if (fd < 0) return Status::Errno("mkstemp");
+    // In the private runtime directory: in /tmp another user could plant
+    // "<port file>.tmp" and make the coordinator fail to write it.
+    ASSIGN_OR_RETURN(std::string base, job::RuntimeBaseDir());
+    std::string tmpl = base + "/port-XXXXXX";
+    int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) return Status::Errno("mkstemp " + tmpl);
     ::close(fd);
     port_file = tmpl;
     args.insert(args.end(), {"--port-file", port_file});
@@ -217,6 +221,8 @@ StatusOr<std::unique_ptr<Client>> EnsureCoordinator(GlobalOptions& g, const Coor
       return c;
     }
     switch (failure) {
+      case Client::Failure::kUntrusted:
+        return c.status();
       case Client::Failure::kWrongUser:
         return Status::Error(c.status().message() +
                              "; use --coord-port (or STASIS_COORD_PORT) to run your own coordinator on another port");

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "common/scoped_fd.h"
+#include "coordinator/auth.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/credential.h"
 #include "coordinator/json_line.h"
 #include "image/manifest.h"
 
@@ -45,6 +47,10 @@ struct Peer {
   Json processes = Json::array();
   std::deque<SentRequest> sent;
   std::optional<int> exit_status;
+  // Handshake (auth.h): the hello waiting for the peer's proof.
+  std::optional<Json> pending_hello;
+  ServerAuthState auth;
+  double accepted_at = 0;  // monotonic; unauthenticated peers time out
 
   // "supervisor 1234 on node1 (prog)"
   std::string Name() const;
@@ -67,7 +73,9 @@ struct Checkpoint {
 
 class CoordinatorImpl : public Coordinator {
  public:
-  CoordinatorImpl(const CoordinatorOptions& options, ScopedFd listen_fd, uint16_t port, ScopedFd wake_fd);
+  CoordinatorImpl(const CoordinatorOptions& options, ScopedFd listen_fd, uint16_t port, ScopedFd wake_fd,
+                  std::unique_ptr<Credential> credential);
+  ~CoordinatorImpl() override;
   uint16_t port() const override { return port_; }
   Status Run() override;
   void Stop() override;
@@ -78,6 +86,8 @@ class CoordinatorImpl : public Coordinator {
   void ReadFrom(Peer& p);
   void WriteTo(Peer& p);
   void HandleMessage(Peer& p, const Json& msg);
+  void HandleHandshake(Peer& p, const Json& msg);
+  bool RefuseForeignPeer(Peer& p);  // true: refused (wrong_user sent)
   void HandleHello(Peer& p, const Json& msg);
   void HandleClientRequest(Peer& p, const Json& msg);
   void HandleSupervisorMessage(Peer& p, const Json& msg);
@@ -96,6 +106,12 @@ class CoordinatorImpl : public Coordinator {
   void FinishQuit();
   void StopListening();
   void FlushAll();
+
+  // flood.cc: bounds on what unauthenticated peers may cost.
+  void PauseAccepting(const std::string& why);
+  void LimitPendingPeers();
+  void ExpireHandshakes(double now);
+  double NextFloodDeadline() const;
 
   // barrier.cc
   void RequestCheckpoint(std::optional<uint64_t> client, bool kill);
@@ -118,9 +134,11 @@ class CoordinatorImpl : public Coordinator {
   ScopedFd listen_fd_;
   uint16_t port_;
   ScopedFd wake_fd_;  // eventfd written by Stop()
+  std::unique_ptr<Credential> credential_;  // what every peer's hello must prove (auth.h)
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;
   std::vector<std::unique_ptr<Peer>> graveyard_;  // disconnected this iteration
   uint64_t next_id_ = 1;
+  double accept_paused_until_ = 0;  // monotonic; flood.cc
   bool stop_ = false;
   double started_;
 

@@ -30,6 +30,8 @@
 #include "image/reader.h"
 #include "image/writer.h"
 #include "job/agent_server.h"
+#include "common/safe_file.h"
+#include "coordinator/protocol.h"
 #include "job/coordinator_link.h"
 #include "restore/restorer.h"
 
@@ -108,12 +110,10 @@ void MaybePauseWhenQuiesced(uint64_t generation, const std::string& dir,
   const std::string marker = fmt::format("{}/stasis_paused_{}", dir, generation);
   std::string text;
   for (pid_t p : pids) text += fmt::format("{}\n", p);
-  ScopedFd fd(open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    fprintf(stderr, "stasis: pause point: cannot write %s: %s\n", marker.c_str(), strerror(errno));
+  if (Status st = WriteFileAtomic(marker, text, 0644); !st.ok()) {
+    fprintf(stderr, "stasis: pause point: %s\n", st.message().c_str());
     return;
   }
-  fd.reset();
   fprintf(stderr, "stasis: paused with the job quiesced (checkpoint %llu): remove %s to go on\n",
           static_cast<unsigned long long>(generation), marker.c_str());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -206,7 +206,7 @@ Status Supervisor::Setup() {
   coord_.emplace(std::move(link));
   json hello = {{"type", "hello"},
                 {"role", "supervisor"},
-                {"version", 1},
+                {"version", coordinator::kProtocolVersion},
                 {"job_id", cfg_.job_id},
                 {"host", Hostname()},
                 {"supervisor_pid", ctx_.outer_pid},
@@ -217,8 +217,9 @@ Status Supervisor::Setup() {
                 {"compression", compression_.ToString()},
                 {"restarted", cfg_.restart},
                 {"generation", cfg_.generation}};
-  RETURN_IF_ERROR(coord_->Send(hello).With("coordinator hello"));
-  ASSIGN_OR_RETURN(json reply, coord_->ReadMessage(kCoordinatorTimeout));
+  // Authenticated (coordinator/auth.h): a listener of another user on the
+  // port is refused before it can drive the job.
+  ASSIGN_OR_RETURN(json reply, coord_->Hello(hello, cfg_.settings.coord_port, kCoordinatorTimeout));
   if (!reply.value("ok", false)) {
     return Status::Error("the coordinator refused the job: " +
                          reply.value("error", std::string("no reason given")));

@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "coordinator/auth.h"
 #include "coordinator/client.h"
 #include "coordinator/coordinator.h"
 #include "image/manifest.h"
@@ -78,8 +79,14 @@ class FakeSupervisor {
                   {"program", program},     {"ckptdir", ckptdir},   {"interval", interval},
                   {"keep", keep},           {"compression", "zstd:1"}, {"restarted", false},
                   {"generation", 0}};
-    ASSERT_TRUE(WriteLine(fd_, hello, 5, "coord").ok());
-    auto reply = ReadLine(fd_, in_, 5, "coord");
+    bool refused = false;
+    auto reply = AuthenticatedHello(
+        fd_, "coord", port, hello, nullptr,
+        [this](const Json& m) -> StatusOr<Json> {
+          RETURN_IF_ERROR(WriteLine(fd_, m, 5, "coord"));
+          return ReadLine(fd_, in_, 5, "coord");
+        },
+        &refused);
     ASSERT_TRUE(reply.ok()) << reply.status().message();
     ASSERT_TRUE(GetBool(*reply, "ok")) << reply->dump();
     job_id_ = GetString(*reply, "job_id");

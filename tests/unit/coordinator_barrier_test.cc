@@ -459,10 +459,23 @@ TEST_F(CoordinatorTest, RejectsAnotherUser) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     if (::setuid(65534) != 0) ::_exit(2);
+    // The client refuses a listener of another uid before saying anything...
     Client::Failure f;
     auto c = Client::Connect("127.0.0.1", port_, 5, &f);
-    bool good = !c.ok() && f == Client::Failure::kWrongUser &&
-                c.status().message().find("uid 65534") != std::string::npos;
+    bool good = !c.ok() && f == Client::Failure::kUntrusted &&
+                c.status().message().find("belongs to uid 0") != std::string::npos;
+    // ...and the coordinator refuses a hello from another uid.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port_);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    LineBuffer in;
+    good = good && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+           WriteLine(fd, {{"type", "hello"}, {"role", "client"}, {"version", kProtocolVersion}}, 5, "c").ok();
+    auto reply = ReadLine(fd, in, 5, "c");
+    good = good && reply.ok() && GetString(*reply, "error_code") == "wrong_user" &&
+           GetString(*reply, "error").find("uid 65534") != std::string::npos;
     ::_exit(good ? 0 : 1);
   }
   int st = 0;

@@ -92,7 +92,7 @@ TEST(Handshake, BothSidesAgreeAndAWrongProofIsRefused) {
   bool refused = true;
   auto r = coordinator::AuthenticatedHello(-1, "test:1", 1, hello, cred.get(), honest, &refused);
   ASSERT_TRUE(r.ok()) << r.status().message();
-  EXPECT_TRUE(GetBool(*r, "ok"));
+  EXPECT_TRUE(coordinator::GetBool(*r, "ok"));
   EXPECT_FALSE(refused);
 
   // A listener without the secret: its proof is wrong; no auth is sent.

@@ -196,6 +196,14 @@ StatusOr<int> SpawnCoordinator(const GlobalOptions& g, const CoordinatorSpawn& s
 StatusOr<std::unique_ptr<Client>> ConnectToCoordinator(const GlobalOptions& g) {
   Client::Failure failure;
   auto c = Client::Connect(g.coord_host, static_cast<uint16_t>(g.coord_port), 5, &failure);
+  // A coordinator under a connection flood drops connections that have not
+  // said hello yet (coordinator/flood.cc): ours may be one if it was slow to
+  // speak.  Try again for a few seconds before giving up.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!c.ok() && failure == Client::Failure::kNotCoordinator && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    c = Client::Connect(g.coord_host, static_cast<uint16_t>(g.coord_port), 5, &failure);
+  }
   if (c.ok()) return c;
   if (failure == Client::Failure::kNoCoordinator) {
     return Status::Error("no coordinator at " + Where(g) + " (is a job running under 'stasis launch'?)");

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -93,6 +94,15 @@ Status CoordinatorImpl::Run() {
       ids.push_back(id);
     }
     int r = ::poll(fds.data(), fds.size(), PollTimeoutMs());
+    if (r < 0 && errno == EINVAL && fds.size() > 2) {
+      // More descriptors than RLIMIT_NOFILE (lowered under us): shed just
+      // enough idle peers, oldest first, rather than exit (flood.cc).
+      rlimit rl{};
+      getrlimit(RLIMIT_NOFILE, &rl);
+      const size_t fit = rl.rlim_cur > 8 ? static_cast<size_t>(rl.rlim_cur) - 8 : 0;
+      PauseAccepting(Status::Errno("poll").message(), fds.size() > fit ? fds.size() - fit : 1);
+      continue;
+    }
     if (r < 0 && errno != EINTR) return Status::Errno("poll");
     if (r > 0) {
       if (fds[0].revents) {

@@ -108,7 +108,10 @@ class CoordinatorImpl : public Coordinator {
   void FlushAll();
 
   // flood.cc: bounds on what unauthenticated peers may cost.
-  void PauseAccepting(const std::string& why);
+  // Out of descriptors: drops `drop` (default: half) of the peers that have
+  // not said hello, oldest first; backs off if there is none.
+  static constexpr size_t kDropHalf = ~size_t{0};
+  void PauseAccepting(const std::string& why, size_t drop = kDropHalf);
   void LimitPendingPeers();
   void ExpireHandshakes(double now);
   double NextFloodDeadline() const;

@@ -9,8 +9,10 @@
 //     user's connections never get past that point);
 //   * when accept(2) fails for lack of descriptors or memory (EMFILE,
 //     ENFILE, ENOBUFS, ENOMEM; accept(2)) the pending connection stays in the
-//     queue and the listener stays readable: the listener is left out of
-//     poll(2) for kAcceptBackoff seconds instead of spinning on it.
+//     queue and the listener stays readable: the older half of the peers
+//     that have not said hello is dropped to free descriptors, and if there
+//     is none the listener is left out of poll(2) for kAcceptBackoff seconds
+//     instead of spinning on it.
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,7 +24,7 @@ namespace stasis::coordinator::internal {
 namespace {
 
 constexpr double kHandshakeTimeout = 5;
-constexpr size_t kMaxPendingPeers = 64;
+constexpr size_t kMaxPendingPeers = 256;
 constexpr double kAcceptBackoff = 0.25;
 
 bool Pending(const Peer& p) { return p.role == Peer::Role::kNew || p.role == Peer::Role::kRejected; }
@@ -37,13 +39,27 @@ bool Anonymous(const Peer& p) {
 
 }  // namespace
 
-void CoordinatorImpl::PauseAccepting(const std::string& why) {
+void CoordinatorImpl::PauseAccepting(const std::string& why, size_t drop) {
   const double now = MonotonicNow();
+  // Make room: the older half of the peers that have not said hello (the
+  // likeliest to be a flood) go, else they would hold every descriptor
+  // until their timeout and the owner could not get in.  A real client's
+  // hello is read in the loop iteration after its accept, and it is then
+  // among the newest: it survives.
+  std::vector<uint64_t> anonymous;
+  for (const auto& [id, p] : peers_) {
+    if (Anonymous(*p)) anonymous.push_back(id);
+  }
+  const size_t n = std::min(drop == kDropHalf ? (anonymous.size() + 1) / 2 : drop, anonymous.size());
+  for (size_t i = 0; i < n; ++i) Disconnect(anonymous[i], "dropped: out of descriptors");
   // One line per episode, not one per attempt.
-  if (accept_paused_until_ + 1 < now) Log(why + "; not accepting connections for a moment");
-  accept_paused_until_ = now + kAcceptBackoff;
-  // Make room: the oldest pending peers are the likeliest to be a flood.
-  LimitPendingPeers();
+  static double last_log = -10;
+  if (now - last_log > 10) {
+    Log(why + (n ? "; dropping connections that have not authenticated" : "; not accepting for a moment"));
+    last_log = now;
+  }
+  // Nothing to free (every descriptor is an authenticated peer's): back off.
+  if (n == 0) accept_paused_until_ = now + kAcceptBackoff;
 }
 
 void CoordinatorImpl::LimitPendingPeers() {

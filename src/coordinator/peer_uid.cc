@@ -60,8 +60,10 @@ std::optional<Endpoint> ParseProcEndpoint(const std::string& s) {
 // where the /proc/net/tcp scan is O(connections) -- which matters when
 // thousands of connections are open.  `local`/`remote` are the endpoints as
 // the wanted socket sees them.  nullopt if not found or not available.
+// The netlink socket is opened once and kept: a coordinator out of
+// descriptors (a flood, EMFILE) must still be able to check the owner's hello.
 std::optional<uid_t> DiagLookupUid(int family, const Endpoint& local, const Endpoint& remote) {
-  ScopedFd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  static thread_local ScopedFd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!nl) return std::nullopt;
   struct {
     nlmsghdr nlh;

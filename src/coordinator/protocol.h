@@ -8,7 +8,7 @@
 // (auth.h): it carries "auth":{"scheme":"local-secret","nonce":..}, is
 // answered by {"type":"challenge","ok":true,"nonce":..,"proof":..}, and the
 // peer's {"type":"auth","proof":..} then gets the hello reply below.
-// Unauthenticated peers are bounded (flood.cc: 5 s, 64 at a time).
+// Unauthenticated peers are bounded (flood.cc: 5 s, 256 idle at a time).
 //
 // Two kinds of peers say hello first:
 //   {"type":"hello","role":"supervisor","version":1,"job_id":..,"host":..,

@@ -55,6 +55,7 @@ struct RestartRequest {
   std::vector<std::string> paths;  // a directory, a manifest, or image files
   std::optional<uint64_t> generation;  // --generation N: this checkpoint of the directory, no fallback
   bool dir_locked = false;             // the caller holds the checkpoint directory's lock (stasis run)
+  bool allow_foreign_owner = false;  // --allow-foreign-owner (image/trust.h)
 };
 
 // The body of `stasis restart`: restarts the newest complete checkpoint of

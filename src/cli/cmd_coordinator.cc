@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "common/safe_file.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/daemon.h"
 #include "image/writer.h"
@@ -28,13 +29,8 @@ void OnTerminate(int) {
 }
 
 Status WritePortFile(const std::string& path, uint16_t port) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return Status::Errno("--port-file " + tmp);
-  std::fprintf(f, "%u\n", port);
-  if (std::fclose(f) != 0) return Status::Errno("--port-file " + tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::Errno("--port-file " + path);
-  return Status::Ok();
+  // Not through a symlink at "<path>.tmp" (common/safe_file.h).
+  return WriteFileAtomic(path, std::to_string(port) + "\n", 0644).With("--port-file");
 }
 
 struct CoordOpts {

@@ -9,6 +9,7 @@
 #include "image/checkpoints.h"
 #include "image/inspect.h"
 #include "image/manifest.h"
+#include "image/trust.h"
 
 namespace stasis::cli {
 
@@ -55,6 +56,21 @@ bool InspectCheckpoints(const std::vector<std::string>& manifests, bool json, Js
                   << HumanBytes(p.image_size) << "\n";
       }
       std::cout << std::endl;
+    }
+    // What `stasis restart` would refuse (image/trust.h).
+    std::vector<std::string> images;
+    for (const auto& p : m->processes) images.push_back((dir / p.image).string());
+    if (Status st = image::CheckCheckpointOwnership(path, images, dir.string()); !st.ok()) {
+      if (json) entry["ownership_problem"] = st.message();
+      else std::cout << "  warning: " << st.message() << "\n\n";
+    }
+    entry["foreign_images"] = Json::array();
+    for (const auto& img : images) {
+      Status st = image::CheckImageBelongs(*m, path, img);
+      if (st.ok() || !fs::exists(img)) continue;  // a missing image is reported below
+      ok = false;
+      if (json) entry["foreign_images"].push_back(st.message());
+      else PrintError("inspect", st.message());
     }
     for (const auto& p : m->processes) {
       Json j;
@@ -167,6 +183,12 @@ Action AddInspect(CLI::App& app, GlobalOptions& g) {
       } else {
         Json j;
         Status st = InspectOne(path, opts->json, &j);
+        const std::string abs = fs::absolute(path).lexically_normal().string();
+        Status own = image::CheckCheckpointOwnership("", {abs}, fs::path(abs).parent_path().string());
+        if (!own.ok() && fs::exists(path)) {
+          if (opts->json && j.is_object()) j["ownership_problem"] = own.message();
+          else if (!opts->json) std::cout << "warning: " << own.message() << "\n";
+        }
         if (!st.ok()) {
           ok = false;
           if (!opts->json) PrintError("inspect", st.message());

@@ -96,6 +96,9 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
   sub->add_option("-g,--generation", opts->generation,
                   "Restart this checkpoint of the directory (see stasis inspect DIR); an error if it is "
                   "missing or damaged, no fallback");
+  sub->add_flag("--allow-foreign-owner", opts->allow_foreign_owner,
+                "Restart files owned by another user or writable by others (refused by default: their code "
+                "would run as you)");
   sub->add_option("PATH", opts->paths, "Checkpoint directory, manifest, or image files")->required();
   return [opts, &g]() -> int { return RunRestart(g, *opts, "restart"); };
 }
@@ -178,6 +181,8 @@ int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
       if (m.ok()) a.m = *m;
       else failed = m.status();
     }
+    // Whose files, which job (image/trust.h): before a coordinator starts.
+    if (failed.ok()) failed = job::PrecheckRestart(a.manifest, a.images, opts->allow_foreign_owner);
     if (failed.ok()) {
       CoordinatorSpawn spawn;
       spawn.ckptdir = *dir;
@@ -200,6 +205,7 @@ int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
       if (g.verbose) std::cerr << "stasis: restarting " << what << "\n";
       job::JobSettings settings = MakeJobSettings(g, spawn, *agent);
       settings.save_files = *save_files;  // empty: the checkpoint's own
+      settings.allow_foreign_owner = opts->allow_foreign_owner;
       auto rc = job::Restart(settings, a.manifest, a.images);
       if (rc.ok()) return *rc;
       failed = rc.status();

@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "common/version.h"
 #include "coordinator/protocol.h"
+#include "job/runtime_dir.h"
 
 namespace stasis::cli {
 
@@ -156,9 +157,12 @@ StatusOr<int> SpawnCoordinator(const GlobalOptions& g, const CoordinatorSpawn& s
   if (const char* log = std::getenv("STASIS_COORD_LOG"); log && *log) args.insert(args.end(), {"--log", log});
   std::string port_file;
   if (g.coord_port == 0) {
-    char tmpl[] = "/tmp/stasis-port-XXXXXX";
-    int fd = ::mkstemp(tmpl);
-    if (fd < 0) return Status::Errno("mkstemp");
+    // In the private runtime directory: in /tmp another user could plant
+    // "<port file>.tmp" and make the coordinator fail to write it.
+    ASSIGN_OR_RETURN(std::string base, job::RuntimeBaseDir());
+    std::string tmpl = base + "/port-XXXXXX";
+    int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) return Status::Errno("mkstemp " + tmpl);
     ::close(fd);
     port_file = tmpl;
     args.insert(args.end(), {"--port-file", port_file});
@@ -197,6 +201,14 @@ StatusOr<int> SpawnCoordinator(const GlobalOptions& g, const CoordinatorSpawn& s
 StatusOr<std::unique_ptr<Client>> ConnectToCoordinator(const GlobalOptions& g) {
   Client::Failure failure;
   auto c = Client::Connect(g.coord_host, static_cast<uint16_t>(g.coord_port), 5, &failure);
+  // A coordinator under a connection flood drops connections that have not
+  // said hello yet (coordinator/flood.cc): ours may be one if it was slow to
+  // speak.  Try again for a few seconds before giving up.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!c.ok() && failure == Client::Failure::kNotCoordinator && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    c = Client::Connect(g.coord_host, static_cast<uint16_t>(g.coord_port), 5, &failure);
+  }
   if (c.ok()) return c;
   if (failure == Client::Failure::kNoCoordinator) {
     return Status::Error("no coordinator at " + Where(g) + " (is a job running under 'stasis launch'?)");
@@ -222,6 +234,8 @@ StatusOr<std::unique_ptr<Client>> EnsureCoordinator(GlobalOptions& g, const Coor
       return c;
     }
     switch (failure) {
+      case Client::Failure::kUntrusted:
+        return c.status();
       case Client::Failure::kWrongUser:
         return Status::Error(c.status().message() +
                              "; use --coord-port (or STASIS_COORD_PORT) to run your own coordinator on another port");

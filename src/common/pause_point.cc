@@ -1,5 +1,7 @@
 #include "common/pause_point.h"
 
+#include "common/safe_file.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -38,17 +40,10 @@ void MaybePause(const std::string& phase, uint64_t generation, const std::string
                 const std::string& text) {
   if (!PauseRequested(phase, generation)) return;
   const std::string marker = PauseMarkerPath(dir, phase, generation);
-  // Written under another name and renamed: whoever sees the marker reads it whole.
-  const std::string tmp = marker + ".writing";
-  {
-    ScopedFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-        rename(tmp.c_str(), marker.c_str()) != 0) {
-      fprintf(stderr, "stasis: pause point %s: cannot write %s: %s\n", phase.c_str(), marker.c_str(),
-              strerror(errno));
-      unlink(tmp.c_str());
-      return;
-    }
+  // Written whole and renamed into place, never through a planted symlink.
+  if (Status st = WriteFileAtomic(marker, text, 0644); !st.ok()) {
+    fprintf(stderr, "stasis: pause point %s: %s\n", phase.c_str(), st.message().c_str());
+    return;
   }
   fprintf(stderr, "stasis: paused at %s (checkpoint %llu): remove %s to go on\n", phase.c_str(),
           static_cast<unsigned long long>(generation), marker.c_str());

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 
+#include "coordinator/auth.h"
 #include "coordinator/protocol.h"
 
 namespace stasis::coordinator {
@@ -82,11 +83,17 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& host, uint1
     return last;
   }
   std::unique_ptr<Client> client(new Client(std::move(fd), peer));
-  auto reply = client->Request({{"type", "hello"}, {"role", "client"}, {"version", kProtocolVersion}},
-                               timeout_seconds);
+  bool refused = false;
+  Client* c = client.get();
+  auto reply = AuthenticatedHello(
+      c->fd(), peer, port, {{"type", "hello"}, {"role", "client"}, {"version", kProtocolVersion}}, nullptr,
+      [&](const Json& msg) { return c->Request(msg, timeout_seconds); }, &refused);
   if (!reply.ok()) {
-    *failure = Failure::kNotCoordinator;
-    return reply.status().With("no Stasis coordinator answers");
+    // We refuse the listener (another user's, or one without the
+    // credential): never reported as "no coordinator", so that `stasis
+    // launch` does not try to start one on a port someone else holds.
+    *failure = refused ? Failure::kUntrusted : Failure::kNotCoordinator;
+    return refused ? reply.status() : reply.status().With("no Stasis coordinator answers");
   }
   if (GetString(*reply, "error_code") == "wrong_user") {
     *failure = Failure::kWrongUser;

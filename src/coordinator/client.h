@@ -14,12 +14,15 @@ namespace stasis::coordinator {
 
 class Client {
  public:
-  enum class Failure { kNone, kNoCoordinator, kWrongUser, kNotCoordinator, kOther };
+  enum class Failure { kNone, kNoCoordinator, kWrongUser, kUntrusted, kNotCoordinator, kOther };
 
-  // Connects to host:port (getaddrinfo; every address tried) and says hello
-  // as a client.  On error `*failure` says why: nothing listening
-  // (kNoCoordinator), a coordinator of another user (kWrongUser; the
-  // message names its uid), something that does not speak the protocol.
+  // Connects to host:port (getaddrinfo; every address tried) and says the
+  // authenticated hello (auth.h) as a client.  On error `*failure` says
+  // why: nothing listening (kNoCoordinator), a coordinator that refuses us
+  // as another user (kWrongUser; the message names its uid), a listener we
+  // refuse (kUntrusted: another uid, or it cannot prove it holds our
+  // coordinator's credential; the message names the port and the uid),
+  // something that does not speak the protocol.
   static StatusOr<std::unique_ptr<Client>> Connect(const std::string& host, uint16_t port,
                                                    double timeout_seconds, Failure* failure);
 

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,14 +46,16 @@ std::string Peer::Name() const {
 }
 
 CoordinatorImpl::CoordinatorImpl(const CoordinatorOptions& options, ScopedFd listen_fd, uint16_t port,
-                                 ScopedFd wake_fd)
+                                 ScopedFd wake_fd, std::unique_ptr<Credential> credential)
     : opts_(options), listen_fd_(std::move(listen_fd)), port_(port), wake_fd_(std::move(wake_fd)),
-      started_(MonotonicNow()) {
+      credential_(std::move(credential)), started_(MonotonicNow()) {
   if (opts_.ckptdir) ckptdir_ = *opts_.ckptdir;
   if (opts_.interval) interval_ = *opts_.interval;
   if (opts_.keep) keep_ = *opts_.keep;
   if (opts_.compression) compression_ = *opts_.compression;
 }
+
+CoordinatorImpl::~CoordinatorImpl() { StopListening(); }
 
 void CoordinatorImpl::Stop() {
   stop_requested_.store(true);
@@ -86,7 +89,9 @@ Status CoordinatorImpl::Run() {
     std::vector<uint64_t> ids;  // parallel to fds; 0 = listen / wake
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     ids.push_back(0);
-    if (listen_fd_) {
+    // After EMFILE/ENFILE the listener stays readable: not polled while
+    // backing off, else the loop spins (flood.cc).
+    if (listen_fd_ && MonotonicNow() >= accept_paused_until_) {
       fds.push_back({listen_fd_.get(), POLLIN, 0});
       ids.push_back(0);
     }
@@ -97,6 +102,15 @@ Status CoordinatorImpl::Run() {
       ids.push_back(id);
     }
     int r = ::poll(fds.data(), fds.size(), PollTimeoutMs());
+    if (r < 0 && errno == EINVAL && fds.size() > 2) {
+      // More descriptors than RLIMIT_NOFILE (lowered under us): shed just
+      // enough idle peers, oldest first, rather than exit (flood.cc).
+      rlimit rl{};
+      getrlimit(RLIMIT_NOFILE, &rl);
+      const size_t fit = rl.rlim_cur > 8 ? static_cast<size_t>(rl.rlim_cur) - 8 : 0;
+      PauseAccepting(Status::Errno("poll").message(), fds.size() > fit ? fds.size() - fit : 1);
+      continue;
+    }
     if (r < 0 && errno != EINTR) return Status::Errno("poll");
     if (r > 0) {
       if (fds[0].revents) {
@@ -143,6 +157,7 @@ int CoordinatorImpl::PollTimeoutMs() const {
   if (quitting_) next = std::min(next, quit_deadline_);
   if (!ckpt_ && have_job_ && interval_ > 0) next = std::min(next, timer_base_ + interval_);
   if (opts_.exit_on_last && !ever_had_supervisor_) next = std::min(next, started_ + opts_.first_connect_timeout);
+  next = std::min(next, NextFloodDeadline());
   double ms = std::ceil((next - now) * 1000);
   return ms < 0 ? 0 : static_cast<int>(std::min(ms, 3600e3));
 }
@@ -155,6 +170,7 @@ void CoordinatorImpl::CheckTimers() {
     stop_ = true;
     return;
   }
+  ExpireHandshakes(now);
   if (ckpt_ && now >= ckpt_->deadline) CheckpointTimeout();
   if (quitting_ && (now >= quit_deadline_ || SupervisorCount() == 0)) FinishQuit();
   if (!ckpt_ && !quitting_ && have_job_ && interval_ > 0 && SupervisorCount() > 0 &&
@@ -183,14 +199,23 @@ size_t CoordinatorImpl::ClientCount() const {
   return n;
 }
 
-void CoordinatorImpl::StopListening() { listen_fd_.reset(); }
+void CoordinatorImpl::StopListening() {
+  // The credential goes first: once the port is free a new coordinator may
+  // write its own.
+  if (listen_fd_ && credential_) credential_->Retire();
+  listen_fd_.reset();
+}
 
 void CoordinatorImpl::Accept() {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   ScopedFd fd(::accept4(listen_fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!fd) {
-    if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) Log(Status::Errno("accept").message());
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      PauseAccepting(Status::Errno("accept").message());
+    } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+      Log(Status::Errno("accept").message());
+    }
     return;
   }
   int one = 1;
@@ -198,22 +223,29 @@ void CoordinatorImpl::Accept() {
   auto peer = std::make_unique<Peer>();
   peer->id = next_id_++;
   peer->fd = std::move(fd);
+  peer->accepted_at = MonotonicNow();
   auto ep = EndpointFromSockaddr(ss);
   peer->addr = ep ? EndpointToString(*ep) : "?";
-  Peer& p = *peer;
-  peers_[p.id] = std::move(peer);
-  // Only the coordinator's own user may drive the job.
+  peers_[peer->id] = std::move(peer);
+  // The peer's uid is looked up (a /proc/net/tcp scan) only once it says
+  // hello; an idle connection costs a slot among the pending ones only.
+  LimitPendingPeers();
+}
+
+// Only the coordinator's own user may drive the job (peer_uid.h).  A peer of
+// another uid gets one error line; it is then half-closed (WriteTo), its
+// input drained and the connection closed at its EOF, so the error is not
+// lost to a reset.
+bool CoordinatorImpl::RefuseForeignPeer(Peer& p) {
   auto uid = PeerUid(p.fd.get());
-  if (!uid.ok() || *uid != ::getuid()) {
-    std::string who = uid.ok() ? "uid " + std::to_string(*uid) : uid.status().message();
-    std::string err = "the Stasis coordinator at port " + std::to_string(port_) + " belongs to uid " +
-                      std::to_string(::getuid()) + " and refuses connections from " + who;
-    Log("refused connection from " + p.addr + ": " + who);
-    // Half-close after the error line (WriteTo); the peer's hello is drained
-    // and the connection closed at its EOF, so the error is not lost to a reset.
-    p.role = Peer::Role::kRejected;
-    Send(p, {{"ok", false}, {"error", err}, {"error_code", "wrong_user"}, {"uid", ::getuid()}});
-  }
+  if (uid.ok() && *uid == ::getuid()) return false;
+  std::string who = uid.ok() ? "uid " + std::to_string(*uid) : uid.status().message();
+  std::string err = "the Stasis coordinator at port " + std::to_string(port_) + " belongs to uid " +
+                    std::to_string(::getuid()) + " and refuses connections from " + who;
+  Log("refused connection from " + p.addr + ": " + who);
+  p.role = Peer::Role::kRejected;
+  Send(p, {{"ok", false}, {"error", err}, {"error_code", "wrong_user"}, {"uid", ::getuid()}});
+  return true;
 }
 
 void CoordinatorImpl::ReadFrom(Peer& p) {
@@ -299,17 +331,42 @@ void CoordinatorImpl::Disconnect(uint64_t id, const std::string& why) {
 void CoordinatorImpl::HandleMessage(Peer& p, const Json& msg) {
   const std::string type = GetString(msg, "type");
   if (p.role == Peer::Role::kNew) {
-    if (type != "hello") {
-      Send(p, {{"ok", false}, {"error", "protocol error: the first message must be a hello"}});
-      p.closing = true;
-      return;
-    }
-    HandleHello(p, msg);
+    HandleHandshake(p, msg);
   } else if (p.role == Peer::Role::kClient) {
     HandleClientRequest(p, msg);
   } else if (p.role == Peer::Role::kSupervisor) {
     HandleSupervisorMessage(p, msg);
   }
+}
+
+// hello -> challenge -> auth -> HandleHello (auth.h).
+void CoordinatorImpl::HandleHandshake(Peer& p, const Json& msg) {
+  auto refuse = [&](const std::string& err, const char* code) {
+    Send(p, {{"ok", false}, {"error", err}, {"error_code", code}});
+    p.closing = true;
+  };
+  if (!p.pending_hello) {
+    if (GetString(msg, "type") != "hello") return refuse("protocol error: the first message must be a hello", "protocol");
+    if (RefuseForeignPeer(p)) return;
+    const int version = static_cast<int>(GetNumber(msg, "version", -1));
+    if (version != kProtocolVersion) {
+      return refuse("protocol version " + std::to_string(version) + " is not supported by this coordinator (" +
+                        std::to_string(kProtocolVersion) + "); use the same stasis binary for the whole job",
+                    "version");
+    }
+    auto challenge = MakeChallenge(msg, *credential_, &p.auth);
+    if (!challenge.ok()) return refuse(challenge.status().message(), "auth_failed");
+    p.pending_hello = msg;
+    Send(p, *challenge);
+    return;
+  }
+  if (Status st = CheckAuthReply(msg, *credential_, p.auth); !st.ok()) {
+    Log("refused connection from " + p.addr + ": " + st.message());
+    return refuse(st.message(), "auth_failed");
+  }
+  Json hello = std::move(*p.pending_hello);
+  p.pending_hello.reset();
+  HandleHello(p, hello);
 }
 
 void CoordinatorImpl::HandleHello(Peer& p, const Json& msg) {
@@ -549,6 +606,10 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Listen(const CoordinatorOpti
   socklen_t len = sizeof ss;
   if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return Status::Errno("getsockname");
   auto ep = EndpointFromSockaddr(ss);
+  const uint16_t port = ep ? ep->port : options.port;
+  // Created once the port is known and before anyone is accepted (auth.h).
+  ASSIGN_OR_RETURN(std::string secret_path, LocalSecret::PathFor(port));
+  ASSIGN_OR_RETURN(std::unique_ptr<Credential> credential, LocalSecret::Create(secret_path));
   ScopedFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) return Status::Errno("eventfd");
   CoordinatorOptions opts = options;
@@ -558,7 +619,7 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Listen(const CoordinatorOpti
     if (!ec) opts.stasis_exe = exe.string();
   }
   return std::unique_ptr<Coordinator>(
-      new internal::CoordinatorImpl(opts, std::move(fd), ep ? ep->port : options.port, std::move(wake)));
+      new internal::CoordinatorImpl(opts, std::move(fd), port, std::move(wake), std::move(credential)));
 }
 
 }  // namespace stasis::coordinator

@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "common/scoped_fd.h"
+#include "coordinator/auth.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/credential.h"
 #include "coordinator/json_line.h"
 #include "image/manifest.h"
 
@@ -46,6 +48,10 @@ struct Peer {
   Json processes = Json::array();
   std::deque<SentRequest> sent;
   std::optional<int> exit_status;
+  // Handshake (auth.h): the hello waiting for the peer's proof.
+  std::optional<Json> pending_hello;
+  ServerAuthState auth;
+  double accepted_at = 0;  // monotonic; unauthenticated peers time out
 
   // "supervisor 1234 on node1 (prog)"
   std::string Name() const;
@@ -68,7 +74,9 @@ struct Checkpoint {
 
 class CoordinatorImpl : public Coordinator {
  public:
-  CoordinatorImpl(const CoordinatorOptions& options, ScopedFd listen_fd, uint16_t port, ScopedFd wake_fd);
+  CoordinatorImpl(const CoordinatorOptions& options, ScopedFd listen_fd, uint16_t port, ScopedFd wake_fd,
+                  std::unique_ptr<Credential> credential);
+  ~CoordinatorImpl() override;
   uint16_t port() const override { return port_; }
   Status Run() override;
   void Stop() override;
@@ -80,6 +88,8 @@ class CoordinatorImpl : public Coordinator {
   void ReadFrom(Peer& p);
   void WriteTo(Peer& p);
   void HandleMessage(Peer& p, const Json& msg);
+  void HandleHandshake(Peer& p, const Json& msg);
+  bool RefuseForeignPeer(Peer& p);  // true: refused (wrong_user sent)
   void HandleHello(Peer& p, const Json& msg);
   void HandleClientRequest(Peer& p, const Json& msg);
   void HandleSupervisorMessage(Peer& p, const Json& msg);
@@ -98,6 +108,15 @@ class CoordinatorImpl : public Coordinator {
   void FinishQuit();
   void StopListening();
   void FlushAll();
+
+  // flood.cc: bounds on what unauthenticated peers may cost.
+  // Out of descriptors: drops `drop` (default: half) of the peers that have
+  // not said hello, oldest first; backs off if there is none.
+  static constexpr size_t kDropHalf = ~size_t{0};
+  void PauseAccepting(const std::string& why, size_t drop = kDropHalf);
+  void LimitPendingPeers();
+  void ExpireHandshakes(double now);
+  double NextFloodDeadline() const;
 
   // barrier.cc
   void RequestCheckpoint(std::optional<uint64_t> client, bool kill);
@@ -120,9 +139,11 @@ class CoordinatorImpl : public Coordinator {
   ScopedFd listen_fd_;
   uint16_t port_;
   ScopedFd wake_fd_;  // eventfd written by Stop()
+  std::unique_ptr<Credential> credential_;  // what every peer's hello must prove (auth.h)
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;
   std::vector<std::unique_ptr<Peer>> graveyard_;  // disconnected this iteration
   uint64_t next_id_ = 1;
+  double accept_paused_until_ = 0;  // monotonic; flood.cc
   bool stop_ = false;
   std::atomic<bool> stop_requested_{false};  // Stop() / Terminate(), read on the wake_fd_ event
   std::atomic<bool> terminate_requested_{false};

@@ -14,7 +14,7 @@ namespace stasis::coordinator {
 StatusOr<Daemonizer> Daemonizer::Start(const std::string& log_file) {
   // Open the log before forking so that a bad path is reported directly.
   ScopedFd out(::open(log_file.empty() ? "/dev/null" : log_file.c_str(),
-                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
   if (!out) return Status::Errno("--log " + log_file);
   ScopedFd in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!in) return Status::Errno("/dev/null");

@@ -1,11 +1,18 @@
 #include "coordinator/peer_uid.h"
 
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "common/scoped_fd.h"
 
 namespace stasis::coordinator {
 
@@ -46,6 +53,54 @@ std::optional<Endpoint> ParseProcEndpoint(const std::string& s) {
   if (end == s.c_str() + colon + 1 || port > 0xffff) return std::nullopt;
   e.port = static_cast<uint16_t>(port);
   return e;
+}
+
+// One exact lookup through sock_diag(7) (NETLINK_SOCK_DIAG, inet_diag_req_v2
+// without NLM_F_DUMP: the kernel finds the socket by its 4-tuple), O(1)
+// where the /proc/net/tcp scan is O(connections) -- which matters when
+// thousands of connections are open.  `local`/`remote` are the endpoints as
+// the wanted socket sees them.  nullopt if not found or not available.
+// The netlink socket is opened once and kept: a coordinator out of
+// descriptors (a flood, EMFILE) must still be able to check the owner's hello.
+std::optional<uid_t> DiagLookupUid(int family, const Endpoint& local, const Endpoint& remote) {
+  static thread_local ScopedFd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!nl) return std::nullopt;
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+  } msg{};
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+  msg.req.sdiag_family = static_cast<uint8_t>(family);
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = ~0u;
+  msg.req.id.idiag_sport = htons(local.port);
+  msg.req.id.idiag_dport = htons(remote.port);
+  if (family == AF_INET) {
+    std::memcpy(msg.req.id.idiag_src, local.addr.data() + 12, 4);
+    std::memcpy(msg.req.id.idiag_dst, remote.addr.data() + 12, 4);
+  } else {
+    std::memcpy(msg.req.id.idiag_src, local.addr.data(), 16);
+    std::memcpy(msg.req.id.idiag_dst, remote.addr.data(), 16);
+  }
+  msg.req.id.idiag_cookie[0] = msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(nl.get(), &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) {
+    return std::nullopt;
+  }
+  alignas(nlmsghdr) char buf[8192];
+  ssize_t n;
+  do {
+    n = ::recv(nl.get(), buf, sizeof buf, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return std::nullopt;
+  auto* h = reinterpret_cast<nlmsghdr*>(buf);
+  if (!NLMSG_OK(h, static_cast<unsigned>(n)) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY) return std::nullopt;
+  if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) return std::nullopt;
+  const auto* d = reinterpret_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+  return static_cast<uid_t>(d->idiag_uid);
 }
 
 }  // namespace
@@ -105,8 +160,15 @@ StatusOr<uid_t> PeerUid(int fd) {
   auto local = EndpointFromSockaddr(ours);
   auto peer = EndpointFromSockaddr(theirs);
   if (!local || !peer) return Status::Error("peer is not a TCP/IP connection");
-  // The peer's socket sees the endpoints the other way round.  It is listed
-  // in tcp (AF_INET socket) or tcp6 (AF_INET6, possibly v4-mapped).
+  // The peer's socket sees the endpoints the other way round.  It is an
+  // AF_INET socket or an AF_INET6 one (possibly v4-mapped).
+  const bool v4 = std::memcmp(peer->addr.data(), kV4MappedPrefix.data(), 12) == 0 &&
+                  std::memcmp(local->addr.data(), kV4MappedPrefix.data(), 12) == 0;
+  if (v4) {
+    if (auto uid = DiagLookupUid(AF_INET, *peer, *local)) return *uid;
+  }
+  if (auto uid = DiagLookupUid(AF_INET6, *peer, *local)) return *uid;
+  // Without sock_diag (an old kernel, a module not loaded): /proc/net/tcp{,6}.
   for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
     std::ifstream f(file);
     if (!f) continue;

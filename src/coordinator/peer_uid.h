@@ -3,6 +3,8 @@
 // /proc/net/tcp{,6} (the entry whose local address is our peer address and
 // whose remote address is our local address) and reads its uid column.
 // Only connections from this host (same network namespace) can be checked.
+// The lookup is one sock_diag(7) request by the 4-tuple, with the
+// /proc/net/tcp scan as the fallback.
 #pragma once
 
 #include <sys/socket.h>

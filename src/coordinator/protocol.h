@@ -3,7 +3,12 @@
 // DMTCP's dmtcp_coordinator).  Every message has "type"; every request gets
 // exactly one reply with "ok": true|false and, when false, "error": a
 // complete user-facing message.  The coordinator rejects peers whose uid
-// (looked up in /proc/net/tcp{,6} by the peer's port) is not its own.
+// (looked up in /proc/net/tcp{,6} by the peer's port) is not its own, and
+// peers refuse a listener of another uid.  Every hello is authenticated
+// (auth.h): it carries "auth":{"scheme":"local-secret","nonce":..}, is
+// answered by {"type":"challenge","ok":true,"nonce":..,"proof":..}, and the
+// peer's {"type":"auth","proof":..} then gets the hello reply below.
+// Unauthenticated peers are bounded (flood.cc: 5 s, 256 idle at a time).
 //
 // Two kinds of peers say hello first:
 //   {"type":"hello","role":"supervisor","version":1,"job_id":..,"host":..,
@@ -89,7 +94,7 @@
 
 namespace stasis::coordinator {
 
-constexpr int kProtocolVersion = 1;
+constexpr int kProtocolVersion = 2;  // 2: authenticated hello (auth.h)
 constexpr uint16_t kDefaultPort = 7779;
 constexpr const char* kDefaultHost = "127.0.0.1";
 constexpr const char* kHostEnv = "STASIS_COORD_HOST";

@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/safe_file.h"
 #include "common/scoped_fd.h"
 #include "image/format.h"
 #include "image/io_util.h"
@@ -194,19 +195,9 @@ StatusOr<Manifest> FromJsonManifest(const json& j) {
 }
 
 Status WriteFileAtomically(const std::string& path, const std::string& data) {
-  const std::string tmp = path + kTmpSuffix;
-  ::unlink(tmp.c_str());  // a leftover from a crashed writer of this generation
-  ScopedFd fd(::open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
-  if (!fd) return Status::Errno(tmp + ": create");
-  Status st = internal::WriteAll(fd.get(), data.data(), data.size(), tmp);
-  if (st.ok() && ::fsync(fd.get()) != 0) st = Status::Errno(tmp + ": fsync");
-  if (st.ok() && ::close(fd.release()) != 0) st = Status::Errno(tmp + ": close");
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = Status::Errno("rename " + tmp + " -> " + path);
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  return internal::FsyncParentDir(path);
+  // "<path>.tmp" created without following symlinks, renamed relative to the
+  // same directory descriptor (common/safe_file.h).
+  return WriteFileAtomic(path, data, 0600);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/safe_file.h"
 #include "common/scoped_fd.h"
 #include "image/codec.h"
 #include "image/io_util.h"
@@ -84,8 +85,8 @@ struct Job {
 
 class WriterImpl final : public ImageWriter {
  public:
-  WriterImpl(std::string path, CompressionSpec spec, int workers, ScopedFd fd)
-      : path_(std::move(path)), tmp_path_(path_ + ".tmp"), spec_(spec), fd_(std::move(fd)) {
+  WriterImpl(std::string path, CompressionSpec spec, int workers, AtomicFile file)
+      : path_(std::move(path)), tmp_path_(path_ + ".tmp"), spec_(spec), file_(std::move(file)) {
     staging_.Reserve(kStagingSize);
     n_workers_ = std::clamp(workers, 0, 64);
     max_in_flight_ = static_cast<size_t>(2 * n_workers_ + 2);
@@ -100,8 +101,7 @@ class WriterImpl final : public ImageWriter {
   ~WriterImpl() override {
     StopThreads(/*abort=*/!committed_);
     if (sync_cctx_) ZSTD_freeCCtx(sync_cctx_);
-    fd_.reset();
-    if (!committed_) ::unlink(tmp_path_.c_str());
+    if (!committed_) file_.Abandon();
   }
 
   Status WriteFileHeader() {
@@ -114,7 +114,7 @@ class WriterImpl final : public ImageWriter {
     h.created_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
     h.header_checksum = internal::HeaderChecksum(h);
     bytes_written_ += sizeof h;
-    return internal::WriteAll(fd_.get(), &h, sizeof h, tmp_path_);
+    return internal::WriteAll(file_.fd(), &h, sizeof h, tmp_path_);
   }
 
   Status SetMetadata(const ProcessImage& meta) override {
@@ -188,18 +188,11 @@ class WriterImpl final : public ImageWriter {
     Status st = Stage(&h, sizeof h);
     if (st.ok()) st = Stage(&end, sizeof end);
     if (st.ok()) st = FlushStaging();
-    if (st.ok() && ::fsync(fd_.get()) != 0) st = Status::Errno(tmp_path_ + ": fsync");
-    if (st.ok() && ::close(fd_.release()) != 0) st = Status::Errno(tmp_path_ + ": close");
-    if (st.ok() && ::rename(tmp_path_.c_str(), path_.c_str()) != 0)
-      st = Status::Errno("rename " + tmp_path_ + " -> " + path_);
+    // fsync, rename relative to the directory descriptor, fsync of the
+    // directory; a file that is not durable is removed (common/safe_file.h).
+    if (st.ok()) st = file_.Commit();
     if (!st.ok()) return Fail(st);
     committed_ = true;
-    st = internal::FsyncParentDir(path_);
-    if (!st.ok()) {
-      // Not durable: do not leave a file the caller believes was not written.
-      ::unlink(path_.c_str());
-      return Fail(st);
-    }
     return bytes_written_;
   }
 
@@ -365,14 +358,14 @@ class WriterImpl final : public ImageWriter {
     struct iovec iov[2] = {{const_cast<BlockHeader*>(&h), sizeof h},
                            {const_cast<uint8_t*>(job.payload), h.stored_size}};
     bytes_written_ += sizeof h + h.stored_size;
-    return internal::WritevAll(fd_.get(), iov, 2, tmp_path_);
+    return internal::WritevAll(file_.fd(), iov, 2, tmp_path_);
   }
 
   Status Stage(const void* data, size_t len) {
     if (staging_len_ + len > kStagingSize) RETURN_IF_ERROR(FlushStaging());
     if (len > kStagingSize) {
       bytes_written_ += len;
-      return internal::WriteAll(fd_.get(), data, len, tmp_path_);
+      return internal::WriteAll(file_.fd(), data, len, tmp_path_);
     }
     std::memcpy(staging_.data.get() + staging_len_, data, len);
     staging_len_ += len;
@@ -384,7 +377,7 @@ class WriterImpl final : public ImageWriter {
     size_t n = staging_len_;
     staging_len_ = 0;
     bytes_written_ += n;
-    return internal::WriteAll(fd_.get(), staging_.data.get(), n, tmp_path_);
+    return internal::WriteAll(file_.fd(), staging_.data.get(), n, tmp_path_);
   }
 
   // Drains the pipeline (or abandons it, from the destructor) and joins.
@@ -405,7 +398,7 @@ class WriterImpl final : public ImageWriter {
   const std::string path_;
   const std::string tmp_path_;
   const CompressionSpec spec_;
-  ScopedFd fd_;
+  AtomicFile file_;  // "<path_>.tmp" until Commit
   int n_workers_ = 0;
   size_t max_in_flight_ = 2;
   ZSTD_CCtx* sync_cctx_ = nullptr;
@@ -447,10 +440,9 @@ StatusOr<std::unique_ptr<ImageWriter>> ImageWriter::Create(const std::string& pa
     return Status::Error(path + ": invalid zstd level " + std::to_string(compression.level));
   if (compression.type != Compression::kZstd && compression.type != Compression::kNone)
     return Status::Error(path + ": unknown compression type");
-  const std::string tmp = path + ".tmp";
-  ScopedFd fd(::open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
-  if (!fd) return Status::Errno(tmp + ": create");
-  auto w = std::make_unique<WriterImpl>(path, compression, worker_threads, std::move(fd));
+  // Never through a symlink at "<path>.tmp" (common/safe_file.h).
+  ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::Create(path, 0600, /*replace_stale=*/false));
+  auto w = std::make_unique<WriterImpl>(path, compression, worker_threads, std::move(file));
   RETURN_IF_ERROR(w->WriteFileHeader());  // on error ~WriterImpl removes the temp file
   return std::unique_ptr<ImageWriter>(std::move(w));
 }

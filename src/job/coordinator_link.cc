@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "coordinator/auth.h"
+
 namespace stasis::job {
 namespace {
 
@@ -103,6 +105,19 @@ StatusOr<CoordinatorLink> CoordinatorLink::Connect(const std::string& host, uint
 }
 
 CoordinatorLink CoordinatorLink::FromFd(ScopedFd fd) { return CoordinatorLink(std::move(fd)); }
+
+StatusOr<nlohmann::json> CoordinatorLink::Hello(nlohmann::json hello, uint16_t port, double timeout_seconds) {
+  if (!fd_) return Status::Error("not connected to the coordinator");
+  bool refused = false;
+  auto exchange = [&](const nlohmann::json& msg) -> StatusOr<nlohmann::json> {
+    RETURN_IF_ERROR(Send(msg));
+    return ReadMessage(timeout_seconds);
+  };
+  auto reply = coordinator::AuthenticatedHello(fd_.get(), fmt::format("port {}", port), port, std::move(hello),
+                                               nullptr, exchange, &refused);
+  if (!reply.ok()) Close();
+  return reply;
+}
 
 Status CoordinatorLink::Send(const nlohmann::json& msg) {
   if (!fd_) return Status::Error("not connected to the coordinator");

@@ -61,6 +61,12 @@ class CoordinatorLink {
   // Blocks up to timeout seconds for the next message (for the hello reply).
   StatusOr<nlohmann::json> ReadMessage(double timeout_seconds);
 
+  // The authenticated hello (coordinator/auth.h): refuses a listener of
+  // another uid or one that cannot prove it holds the credential of
+  // `port`'s coordinator; returns the coordinator's hello reply.  Each step
+  // waits up to timeout seconds.
+  StatusOr<nlohmann::json> Hello(nlohmann::json hello, uint16_t port, double timeout_seconds);
+
   void Close() { fd_.reset(); }
 
  private:

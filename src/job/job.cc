@@ -15,6 +15,7 @@
 
 #include "image/manifest.h"
 #include "image/reader.h"
+#include "image/trust.h"
 #include "image/writer.h"
 #include "job/namespace.h"
 #include "job/runtime_dir.h"
@@ -96,8 +97,32 @@ StatusOr<int> Launch(const JobSettings& settings, const std::vector<std::string>
   return RunJob(std::move(cfg));
 }
 
+Status PrecheckRestart(const std::string& manifest_path, const std::vector<std::string>& image_paths,
+                       bool allow_foreign_owner) {
+  if (!image_paths.empty()) {
+    for (const auto& p : image_paths) {
+      if (allow_foreign_owner) break;
+      const std::string path = Absolute(p);
+      RETURN_IF_ERROR(image::CheckCheckpointOwnership("", {path}, Dirname(path)));
+    }
+    return Status::Ok();
+  }
+  const std::string path = Absolute(manifest_path);
+  const std::string dir = Dirname(path);
+  // Ownership first: a foreign manifest is not even parsed further.
+  if (!allow_foreign_owner) RETURN_IF_ERROR(image::CheckCheckpointOwnership(path, {}, dir));
+  ASSIGN_OR_RETURN(image::Manifest m, image::ReadManifest(path));
+  std::vector<std::string> images;
+  for (const auto& p : m.processes) images.push_back(dir + "/" + p.image);
+  if (!allow_foreign_owner) RETURN_IF_ERROR(image::CheckCheckpointOwnership(path, images, dir));
+  for (const auto& img : images) RETURN_IF_ERROR(image::CheckImageBelongs(m, path, img));
+  return Status::Ok();
+}
+
 StatusOr<int> Restart(const JobSettings& settings, const std::string& manifest_path,
                       const std::vector<std::string>& image_paths) {
+  // Before any image is trusted (image/trust.h): whose files, which job.
+  RETURN_IF_ERROR(PrecheckRestart(manifest_path, image_paths, settings.allow_foreign_owner));
   SupervisorConfig cfg;
   cfg.settings = settings;
   cfg.restart = true;
@@ -107,6 +132,7 @@ StatusOr<int> Restart(const JobSettings& settings, const std::string& manifest_p
     ASSIGN_OR_RETURN(image::Manifest m, image::ReadManifest(path));
     const std::string dir = Dirname(path);
     for (const auto& p : m.processes) cfg.image_paths.push_back(dir + "/" + p.image);
+
     n_processes = m.processes.size();
     if (n_processes > 0) cfg.program = m.processes[0].program;
     cfg.job_id = m.job_id;

@@ -24,6 +24,8 @@ struct JobSettings {
   // --save-files patterns, absolute (state/saved_files.h); restart: empty
   // means the checkpoint's own.
   std::vector<std::string> save_files;
+  // Restart: skip the ownership rules of image/trust.h (--allow-foreign-owner).
+  bool allow_foreign_owner = false;
 };
 
 // Runs `argv` (argv[0] resolved in PATH beforehand by the caller) under a new
@@ -32,6 +34,14 @@ struct JobSettings {
 // was killed by a signal; 0 after `checkpoint --kill`).  Errors (namespace
 // creation, coordinator unreachable...) are returned before the program starts.
 StatusOr<int> Launch(const JobSettings& settings, const std::vector<std::string>& argv);
+
+// The checks of image/trust.h for a restart of `manifest_path` (or of
+// image_paths when non-empty): ownership unless allow_foreign_owner, and
+// that every image of the manifest belongs to its job and generation.
+// `stasis restart` calls it before it starts a coordinator; Restart()
+// calls it again.
+Status PrecheckRestart(const std::string& manifest_path, const std::vector<std::string>& image_paths,
+                       bool allow_foreign_owner);
 
 // Restarts the checkpoint described by `manifest_path` (or, if image_paths is
 // non-empty, those image files) under a new supervisor; blocks like Launch.

@@ -31,6 +31,8 @@
 #include "image/reader.h"
 #include "image/writer.h"
 #include "job/agent_server.h"
+#include "common/safe_file.h"
+#include "coordinator/protocol.h"
 #include "job/coordinator_link.h"
 #include "job/pid_range.h"
 #include "restore/restorer.h"
@@ -205,7 +207,7 @@ Status Supervisor::Setup() {
   coord_.emplace(std::move(link));
   json hello = {{"type", "hello"},
                 {"role", "supervisor"},
-                {"version", 1},
+                {"version", coordinator::kProtocolVersion},
                 {"job_id", cfg_.job_id},
                 {"host", Hostname()},
                 {"supervisor_pid", ctx_.outer_pid},
@@ -216,8 +218,9 @@ Status Supervisor::Setup() {
                 {"compression", compression_.ToString()},
                 {"restarted", cfg_.restart},
                 {"generation", cfg_.generation}};
-  RETURN_IF_ERROR(coord_->Send(hello).With("coordinator hello"));
-  ASSIGN_OR_RETURN(json reply, coord_->ReadMessage(kCoordinatorTimeout));
+  // Authenticated (coordinator/auth.h): a listener of another user on the
+  // port is refused before it can drive the job.
+  ASSIGN_OR_RETURN(json reply, coord_->Hello(hello, cfg_.settings.coord_port, kCoordinatorTimeout));
   if (!reply.value("ok", false)) {
     return Status::Error("the coordinator refused the job: " +
                          reply.value("error", std::string("no reason given")));

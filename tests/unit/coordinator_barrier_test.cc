@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "coordinator/auth.h"
 #include "coordinator/client.h"
 #include "coordinator/coordinator.h"
 #include "image/manifest.h"
@@ -79,8 +80,14 @@ class FakeSupervisor {
                   {"program", program},     {"ckptdir", ckptdir},   {"interval", interval},
                   {"keep", keep},           {"compression", "zstd:1"}, {"restarted", false},
                   {"generation", 0}};
-    ASSERT_TRUE(WriteLine(fd_, hello, 5, "coord").ok());
-    auto reply = ReadLine(fd_, in_, 5, "coord");
+    bool refused = false;
+    auto reply = AuthenticatedHello(
+        fd_, "coord", port, hello, nullptr,
+        [this](const Json& m) -> StatusOr<Json> {
+          RETURN_IF_ERROR(WriteLine(fd_, m, 5, "coord"));
+          return ReadLine(fd_, in_, 5, "coord");
+        },
+        &refused);
     ASSERT_TRUE(reply.ok()) << reply.status().message();
     ASSERT_TRUE(GetBool(*reply, "ok")) << reply->dump();
     job_id_ = GetString(*reply, "job_id");
@@ -486,10 +493,23 @@ TEST_F(CoordinatorTest, RejectsAnotherUser) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     if (::setuid(65534) != 0) ::_exit(2);
+    // The client refuses a listener of another uid before saying anything...
     Client::Failure f;
     auto c = Client::Connect("127.0.0.1", port_, 5, &f);
-    bool good = !c.ok() && f == Client::Failure::kWrongUser &&
-                c.status().message().find("uid 65534") != std::string::npos;
+    bool good = !c.ok() && f == Client::Failure::kUntrusted &&
+                c.status().message().find("belongs to uid 0") != std::string::npos;
+    // ...and the coordinator refuses a hello from another uid.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port_);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    LineBuffer in;
+    good = good && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+           WriteLine(fd, {{"type", "hello"}, {"role", "client"}, {"version", kProtocolVersion}}, 5, "c").ok();
+    auto reply = ReadLine(fd, in, 5, "c");
+    good = good && reply.ok() && GetString(*reply, "error_code") == "wrong_user" &&
+           GetString(*reply, "error").find("uid 65534") != std::string::npos;
     ::_exit(good ? 0 : 1);
   }
   int st = 0;
@@ -525,9 +545,15 @@ TEST_F(CoordinatorTest, RefusesASecondJob) {
                 {"job_id", "job2"}, {"host", "testhost"},  {"supervisor_pid", 4343},
                 {"program", "other"}, {"ckptdir", dir_.path()}, {"restarted", false},
                 {"generation", 0}};
-  ASSERT_TRUE(WriteLine(fd, hello, 5, "coord").ok());
   LineBuffer in;
-  auto reply = ReadLine(fd, in, 5, "coord");
+  bool refused = false;
+  auto reply = AuthenticatedHello(
+      fd, "coord", port_, hello, nullptr,
+      [&](const Json& m) -> StatusOr<Json> {
+        RETURN_IF_ERROR(WriteLine(fd, m, 5, "coord"));
+        return ReadLine(fd, in, 5, "coord");
+      },
+      &refused);
   ::close(fd);
   ASSERT_TRUE(reply.ok()) << reply.status().message();
   EXPECT_FALSE(GetBool(*reply, "ok")) << reply->dump();

@@ -191,6 +191,10 @@ struct FileDescriptor {
   std::string path;         // readlink of /proc/<pid>/fd/<fd>
   uint64_t size = 0;        // regular files: size at checkpoint, bytes
   int64_t mtime_ns = 0;
+  // Regular files: status change time at checkpoint (st_ctim), so that a
+  // restart notices a file changed after it even if its mtime was reset
+  // (state/written_files.h).  0: not recorded (older images).
+  int64_t ctime_ns = 0;
   uint64_t rdev = 0;        // character devices
   // If this descriptor shares its open file description with stdin, stdout
   // or stderr (kcmp(2) KCMP_FILE), that stdio number; else -1.  Such
@@ -304,6 +308,15 @@ struct ProcessImage {
   // The job's `--save-files` patterns at checkpoint (src/state/saved_files.h),
   // reused by a restart that gives none.
   std::vector<std::string> save_files;
+  // Files mapped MAP_SHARED and writable whose contents this checkpoint
+  // saved (state/written_files.h), by the path of the mapping; written back
+  // before any process maps them again (the same copy as a descriptor's,
+  // if one holds the file too).
+  struct SavedMapping {
+    std::string path;  // the area's name: the file's absolute path
+    SavedFile saved;
+  };
+  std::vector<SavedMapping> saved_mappings;
 
   AgentInfo agent;
 };

@@ -11,6 +11,7 @@ over a fixed-size file, with pwrite or through a shared mapping).  Every
 scenario lets the lost run write on after the checkpoint before it is
 killed with SIGKILL, as a node crash would."""
 
+import json
 import os
 
 import pytest
@@ -93,6 +94,11 @@ def test_in_place_writes_after_checkpoint_are_undone(h, mode):
     inode = os.stat(data).st_ino
     _, manifest = h.checkpoint()
     at = len(launch.lines())
+    (image,) = h.manifest_images(manifest)
+    if mode == "mmap":  # held by the mapping alone: saved through it
+        meta = json.loads(h.stasis("inspect", "--json", image).stdout)
+        assert [m["path"] for m in meta.get("saved_mappings", [])] == [str(data)], meta.get("saved_mappings")
+        assert f"shared mapping {data}" in h.stasis("inspect", image).stdout
     launch.wait_line(f"step {at + 20}")
     h.kill_all()
     pre = launch.lines()

@@ -135,7 +135,7 @@ void AddSaveFilesOption(CLI::App* sub, std::vector<std::string>& patterns, bool 
                   "Bytes of files open for writing (and writable MAP_SHARED mappings) saved into each "
                   "checkpoint, so that a restart puts them back as they were: e.g. 256M (the default), "
                   "2G, 0 for none. A written file left out must be unchanged at restart (env "
-                  "STASIS_WRITTEN_FILES_LIMIT)")
+                  "STASIS_WRITTEN_FILES_LIMIT; a restart does not take it from the checkpoint)")
       ->type_name("SIZE")
       ->envname("STASIS_WRITTEN_FILES_LIMIT")
       ->check(CLI::Validator(

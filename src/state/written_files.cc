@@ -66,19 +66,23 @@ StatusOr<uint64_t> ParseByteSize(const std::string& text) {
   return n << shift;
 }
 
+// Kernel pseudo files (proc(5), sysfs(5)) are regular files whose st_size
+// is not their contents: they are the kernel's, not the job's, to keep.
+bool IsPseudoFile(const std::string& path) { return StartsWith(path, "/proc/") || StartsWith(path, "/sys/"); }
+
 bool IsWrittenFile(const image::FileDescriptor& f) {
   if (f.kind != image::FileDescriptor::Kind::kRegular || f.stdio_alias >= 0 || f.shmem_id != 0) return false;
   if (f.flags & O_PATH) return false;
   const int acc = f.flags & O_ACCMODE;
   if (acc != O_WRONLY && acc != O_RDWR) return false;
-  if (f.path.empty() || f.path[0] != '/' || StartsWith(f.path, "/memfd:")) return false;
+  if (f.path.empty() || f.path[0] != '/' || StartsWith(f.path, "/memfd:") || IsPseudoFile(f.path)) return false;
   // Deleted files are --save-files' (they cannot be checked or written back by path).
   return !LivePath(f.path).second;
 }
 
 bool IsWrittenMapping(const image::MemoryArea& a) {
   return a.kind == image::MemoryArea::Kind::kFileShared && a.shmem_id == 0 && (a.prot & PROT_WRITE) &&
-         !a.name.empty() && a.name[0] == '/' && !LivePath(a.name).second;
+         !a.name.empty() && a.name[0] == '/' && !IsPseudoFile(a.name) && !LivePath(a.name).second;
 }
 
 void WaitPastTimestamp(int64_t newest_ns) {

@@ -50,7 +50,7 @@ inline constexpr uint64_t kDefaultWrittenFilesLimit = 256ull << 20;
 StatusOr<uint64_t> ParseByteSize(const std::string& text);
 
 // A regular-file descriptor open for writing whose contents are saved by
-// default (the rule above).
+// default (the rule above); never one under /proc or /sys.
 bool IsWrittenFile(const image::FileDescriptor& f);
 
 // A MAP_SHARED, PROT_WRITE mapping of a regular file by path (not shared

@@ -121,6 +121,10 @@ TEST(WrittenFiles, WhichAreWrittenFiles) {
   EXPECT_FALSE(IsWrittenFile(f)) << "deleted files are --save-files'";
   f.path = "/memfd:x (deleted)";
   EXPECT_FALSE(IsWrittenFile(f));
+  f.path = "/proc/self/oom_score_adj";
+  EXPECT_FALSE(IsWrittenFile(f)) << "kernel pseudo files are not the job's";
+  f.path = "/sys/fs/cgroup/x/cgroup.procs";
+  EXPECT_FALSE(IsWrittenFile(f));
 
   image::MemoryArea a;
   a.kind = image::MemoryArea::Kind::kFileShared;

@@ -111,6 +111,7 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   if (req.saver != nullptr) {  // after RelateStdioToJob: stdio is never saved
     RETURN_IF_ERROR(req.saver->Save(target, &img.fds).With("saved files"));
     RETURN_IF_ERROR(req.saver->SaveMappings(target, img.areas, &img.saved_mappings).With("saved files"));
+    img.absent_files = req.saver->AbsentJournals();
     img.save_files = req.saver->patterns();
   }
 

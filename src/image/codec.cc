@@ -228,6 +228,7 @@ json Encode(const ProcessImage& img, bool display) {
       maps.push_back({{"path", m.path}, {"saved", EncodeSavedFile(m.saved)}});
     j["saved_mappings"] = std::move(maps);
   }
+  if (!img.absent_files.empty()) j["absent_files"] = img.absent_files;
   j["agent"] = {{"control_block", img.agent.control_block}, {"socket_fd", img.agent.socket_fd}};
   return j;
 }
@@ -627,6 +628,11 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
     if (const json* sv = d.Field(e, "saved", p)) m.saved = DecodeSavedFile(d, *sv, p + ".saved");
     if (d.status.ok() && (m.path.empty() || m.path[0] != '/')) d.Fail(p + ".path", "not an absolute path");
     img.saved_mappings.push_back(std::move(m));
+  });
+  d.Array(j, "absent_files", r, 1 << 16, [&](const json& e, size_t, const std::string& p) {
+    if (!e.is_string() || e.get<std::string>().empty() || e.get<std::string>()[0] != '/')
+      return d.Fail(p, "expected an absolute path");
+    img.absent_files.push_back(e.get<std::string>());
   });
   if (const json* a = d.Field(j, "agent", r)) {
     d.Get(*a, "control_block", &img.agent.control_block, "agent");

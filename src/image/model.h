@@ -317,6 +317,11 @@ struct ProcessImage {
     SavedFile saved;
   };
   std::vector<SavedMapping> saved_mappings;
+  // Absolute paths of SQLite rollback journals ("<file>-journal") of saved
+  // written files that did not exist at checkpoint: one found at restart
+  // was left by the lost run and is moved aside, else SQLite would play it
+  // back into the restored database (state/written_files.h).
+  std::vector<std::string> absent_files;
 
   AgentInfo agent;
 };

@@ -313,6 +313,7 @@ StatusOr<image::SavedFile> FileSaver::Copy(int in, const struct stat& st, const 
   auto stats = WriteSavedCopy(in, static_cast<uint64_t>(st.st_size), dst, who);
   if (!stats.ok()) return stats.status().With("saving " + who);
   written_.push_back(dst);
+  if (!deleted) saved_paths_.insert(path);
   bytes_ += stats->size;
   image::SavedFile sf;
   sf.name = name;
@@ -401,6 +402,16 @@ Status FileSaver::SaveMappings(const ProcTarget& target, const std::vector<image
   return Status::Ok();
 }
 
+std::vector<std::string> FileSaver::AbsentJournals() const {
+  std::vector<std::string> out;
+  for (const std::string& p : saved_paths_) {
+    const std::string j = p + "-journal";
+    struct stat st;
+    if (saved_paths_.count(j) == 0 && ::lstat(j.c_str(), &st) != 0 && errno == ENOENT) out.push_back(j);
+  }
+  return out;
+}
+
 std::vector<std::string> FileSaver::TakeWarnings() {
   std::vector<std::string> out;
   out.swap(warnings_);
@@ -470,6 +481,7 @@ StatusOr<SavedFilesRestore> SavedFilesRestore::Prepare(const std::vector<const i
   std::vector<std::string> restored;
   for (const auto& [copy, w] : work) restored.insert(restored.end(), w.paths.begin(), w.paths.end());
   RETURN_IF_ERROR(CheckUnsavedWrittenFiles(images, restored, keep_current, warn));
+  MoveAsideLostJournals(images, restored, warn);
 
   SavedFilesRestore out;
   out.owns_table_ = true;

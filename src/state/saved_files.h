@@ -141,6 +141,10 @@ class FileSaver {
   Status SaveMappings(const ProcTarget& target, const std::vector<image::MemoryArea>& areas,
                       std::vector<image::ProcessImage::SavedMapping>* out);
 
+  // ProcessImage::absent_files for the files saved so far (see there):
+  // call after Save() and SaveMappings().
+  std::vector<std::string> AbsentJournals() const;
+
   // One message per written file left out because of the limit, and per
   // descriptor holding a file lock (LockWarnings), since the last call (the
   // caller warns).
@@ -168,6 +172,7 @@ class FileSaver {
   uint64_t written_limit_ = 0, written_bytes_ = 0;
   std::map<std::pair<uint64_t, uint64_t>, image::SavedFile> saved_;  // (st_dev, st_ino) -> copy
   std::set<std::pair<uint64_t, uint64_t>> unsaved_;  // written files over the limit
+  std::set<std::string> saved_paths_;                // live paths of the files saved
   std::vector<std::string> written_, warnings_;
   uint64_t bytes_ = 0;
 };

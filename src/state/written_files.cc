@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -92,6 +94,31 @@ void WaitPastTimestamp(int64_t newest_ns) {
     if (::clock_gettime(CLOCK_REALTIME_COARSE, &now) != 0 || Ns(now) > newest_ns) return;
     struct timespec ms = {0, 1000000};
     ::nanosleep(&ms, nullptr);
+  }
+}
+
+void MoveAsideLostJournals(const std::vector<const image::ProcessImage*>& images,
+                           const std::vector<std::string>& restored,
+                           const std::function<void(const std::string&)>& warn) {
+  const std::set<std::string> skip(restored.begin(), restored.end());
+  std::set<std::string> journals;
+  for (const image::ProcessImage* img : images)
+    for (const std::string& j : img->absent_files)
+      if (!skip.count(j)) journals.insert(j);
+  for (const std::string& j : journals) {
+    struct stat st;
+    if (::lstat(j.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    for (int n = 1; n < 1000; ++n) {
+      const std::string aside = j + ".stasis-lost-" + std::to_string(n);
+      if (::lstat(aside.c_str(), &st) == 0) continue;
+      if (::rename(j.c_str(), aside.c_str()) == 0) {
+        if (warn) warn(j + " did not exist at the checkpoint (it is left from the run that was lost, which SQLite "
+                       "would play back into the restored database); moved aside to " + aside);
+      } else if (warn) {
+        warn(j + " did not exist at the checkpoint and cannot be moved aside: " + std::strerror(errno));
+      }
+      break;
+    }
   }
 }
 

@@ -61,6 +61,18 @@ bool IsWrittenMapping(const image::MemoryArea& a);
 // `newest_ns` (a file timestamp, ns since the epoch), see above.
 void WaitPastTimestamp(int64_t newest_ns);
 
+// SQLite's rollback journal "<db>-journal" exists while a transaction
+// commits; one left by the lost run (killed mid-commit) is "hot" and SQLite
+// plays it back into the database at its next access -- into the restored
+// checkpoint-time database, corrupting it.  So the checkpoint records
+// (ProcessImage::absent_files) the journals of saved files that did not
+// exist then, and before the tree is recreated each one found is renamed to
+// "<journal>.stasis-lost-<N>" (kept, not deleted), with a warning through
+// `warn`; paths in `restored` (saved copies written back) are left alone.
+void MoveAsideLostJournals(const std::vector<const image::ProcessImage*>& images,
+                           const std::vector<std::string>& restored,
+                           const std::function<void(const std::string&)>& warn);
+
 // File locks are not restored yet: one message per regular-file descriptor
 // of `fds` (from CaptureFiles of `target`) that holds a lock, read from the
 // "lock:" lines of /proc/<pid>/fdinfo/<fd> (proc(5): flock(2), POSIX

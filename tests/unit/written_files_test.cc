@@ -85,6 +85,7 @@ class WrittenFilesDir : public ::testing::Test {
       if (f.fd == 20) c.img.fds.push_back(f);
     for (auto& a : *areas)
       if (a.name == shared) c.img.areas.push_back(a);
+    c.img.absent_files = saver.AbsentJournals();
     c.warnings = saver.TakeWarnings();
     return c;
   }
@@ -157,12 +158,22 @@ TEST_F(WrittenFilesDir, SavedAndWrittenBackInPlace) {
   EXPECT_EQ(c.img.saved_mappings[0].path, shm);
   EXPECT_TRUE(c.warnings.empty());
 
+  // No rollback journal at checkpoint: one found at restart is the lost run's.
+  EXPECT_EQ(c.img.absent_files, (std::vector<std::string>{db + "-journal", shm + "-journal"}));
+
   const ino_t db_ino = Inode(db), shm_ino = Inode(shm);
   Write(db, 4096, "LOST RUN");     // inside the old size
   Write(db, db0.size(), "grown");  // and beyond
   Write(shm, 100, "lost");
-  auto restored = SavedFilesRestore::Prepare({&c.img}, {ckpt_});
+  std::ofstream(db + "-journal") << "hot journal of the lost run";
+  std::vector<std::string> warned;
+  auto restored = SavedFilesRestore::Prepare({&c.img}, {ckpt_}, false,
+                                             [&](const std::string& w) { warned.push_back(w); });
   ASSERT_TRUE(restored.ok()) << restored.status().message();
+  EXPECT_FALSE(fs::exists(db + "-journal")) << "SQLite would play it back into the restored database";
+  EXPECT_EQ(Read(db + "-journal.stasis-lost-1"), "hot journal of the lost run") << "kept, not deleted";
+  ASSERT_EQ(warned.size(), 1u);
+  EXPECT_NE(warned[0].find("moved aside"), std::string::npos) << warned[0];
   EXPECT_EQ(Read(db), db0);
   EXPECT_EQ(Read(shm), shm0);
   EXPECT_EQ(Inode(db), db_ino) << "written back into the same inode, not replaced";

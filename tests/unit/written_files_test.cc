@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "image/codec.h"
 #include "paused_child.h"
 #include "state/files.h"
 #include "state/memory.h"
@@ -217,6 +218,43 @@ TEST_F(WrittenFilesDir, UnsavedFilesAreCheckedNotTruncated) {
   ASSERT_TRUE(kept.ok()) << kept.status().message();
   EXPECT_EQ(warned.size(), 2u);
   EXPECT_EQ(Read(db).size(), 10005u) << "accepted as it is now: never truncated";
+}
+
+TEST(WrittenFiles, CodecRoundTripAndOlderImages) {
+  image::ProcessImage img;
+  image::FileDescriptor f;
+  f.fd = 3;
+  f.kind = Kind::kRegular;
+  f.path = "/data/x.db";
+  f.ctime_ns = 1234567890123456789;
+  img.fds.push_back(f);
+  img.saved_mappings.push_back({"/data/x.db-shm", image::SavedFile{"saved_j_00000000000000aa_000002.data", 32768,
+                                                                    0x0123456789abcdefULL, 0644, false}});
+  img.absent_files = {"/data/x.db-journal"};
+  std::vector<uint8_t> bytes = image::EncodeMetadata(img);
+  auto back = image::DecodeMetadata(bytes.data(), bytes.size());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->fds[0].ctime_ns, f.ctime_ns);
+  ASSERT_EQ(back->saved_mappings.size(), 1u);
+  EXPECT_EQ(back->saved_mappings[0].path, "/data/x.db-shm");
+  EXPECT_EQ(back->saved_mappings[0].saved.xxh3, 0x0123456789abcdefULL);
+  EXPECT_EQ(back->saved_mappings[0].saved.size, 32768u);
+  EXPECT_EQ(back->absent_files, img.absent_files);
+  nlohmann::json j = image::MetadataToJson(img);
+  j["saved_mappings"][0]["saved"]["name"] = "../x";
+  EXPECT_FALSE(image::MetadataFromJson(j).ok()) << "a copy name never leaves the checkpoint directory";
+  j = image::MetadataToJson(img);
+  j["absent_files"][0] = "relative";
+  EXPECT_FALSE(image::MetadataFromJson(j).ok());
+  // Older images have none of these: defaults.
+  j = image::MetadataToJson(img);
+  j.erase("saved_mappings");
+  j.erase("absent_files");
+  j["fds"][0].erase("ctime_ns");
+  auto old = image::MetadataFromJson(j);
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_TRUE(old->saved_mappings.empty() && old->absent_files.empty());
+  EXPECT_EQ(old->fds[0].ctime_ns, 0);
 }
 
 // Locks are not restored: the checkpoint warns, naming the file and kind.

@@ -143,7 +143,7 @@ void AddSaveFilesOption(CLI::App* sub, std::vector<std::string>& patterns, bool 
             auto n = state::ParseByteSize(v);
             return n.ok() ? std::string() : n.status().message();
           },
-          "SIZE"));
+          ""));
   if (sub->get_name() != "launch") {
     sub->add_flag("--keep-current-files", g_written_files.keep_current,
                   "Restart even if a file the job had open for writing changed after the checkpoint and "

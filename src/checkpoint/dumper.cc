@@ -8,7 +8,9 @@
 //      previous restorer region the agent has not unmapped yet), then the
 //      vDSO (needs the areas), threads, signals, file descriptors (minus the
 //      agent's socket; stdio judged against the job's; files selected by
-//      --save-files copied into the checkpoint directory), its sockets and the
+//      --save-files and files written in place (written_files.h: open for
+//      writing, writable shared mappings) copied into the checkpoint
+//      directory), its sockets and the
 //      bytes in flight in its pipes (need the descriptors), process attributes (needs the
 //      areas for brk) and unreaped children.
 //      All of this is read-only: a failure leaves the process untouched.
@@ -119,6 +121,8 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   state::RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), &img);
   if (req.saver != nullptr) {  // after RelateStdioToJob: stdio is never saved
     RETURN_IF_ERROR(req.saver->Save(target, &img.fds).With("saved files"));
+    RETURN_IF_ERROR(req.saver->SaveMappings(target, img.areas, &img.saved_mappings).With("saved files"));
+    img.absent_files = req.saver->AbsentJournals();
     img.save_files = req.saver->patterns();
   }
 

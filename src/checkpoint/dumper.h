@@ -32,9 +32,10 @@ struct DumpRequest {
   // Pages of shared memory objects already stored by this checkpoint's
   // earlier images (state/shmem.h); updated.  nullptr: store all.
   state::ShmemPages* shmem_done = nullptr;
-  // --save-files: copies the selected files (once per checkpoint, shared by
-  // every DumpProcess of it) and records them and its patterns in the
-  // image; null: nothing is saved.  The caller owns the copies it wrote.
+  // --save-files and written files (written_files.h): copies the selected
+  // files (once per checkpoint, shared by every DumpProcess of it) and
+  // records them and its patterns in the image; null: nothing is saved.
+  // The caller owns the copies it wrote.
   state::FileSaver* saver = nullptr;
 };
 

@@ -116,8 +116,16 @@ struct CoordinatorSpawn {
 // --exit-on-last coordinator from exiting before the supervisor joins.
 StatusOr<std::unique_ptr<coordinator::Client>> EnsureCoordinator(GlobalOptions& g, const CoordinatorSpawn& spawn);
 
-// Adds `--save-files PATTERN` (repeatable) to a launch/run/restart command.
+// Adds `--save-files PATTERN` (repeatable) to a launch/run/restart command,
+// and the options about files written in place (state/written_files.h):
+// `--written-files-limit SIZE` (env STASIS_WRITTEN_FILES_LIMIT) and, except
+// on launch, `--keep-current-files`, stored in g_written_files.
 void AddSaveFilesOption(CLI::App* sub, std::vector<std::string>& patterns, bool restart);
+struct WrittenFilesOptions {
+  std::string limit;          // as given; empty: the default (256M)
+  bool keep_current = false;
+};
+extern WrittenFilesOptions g_written_files;
 // The patterns in effect: the flags, else STASIS_SAVE_FILES (colon
 // separated), made absolute against the current directory
 // (state/saved_files.h).  Empty: none given.

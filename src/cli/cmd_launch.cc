@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "image/writer.h"
 #include "state/saved_files.h"
+#include "state/written_files.h"
 
 #include <unistd.h>
 #include <climits>
@@ -142,7 +143,28 @@ void AddJobOptions(CLI::App* sub, std::optional<double>& interval, std::string& 
 
 namespace stasis::cli {
 
+WrittenFilesOptions g_written_files;
+
 void AddSaveFilesOption(CLI::App* sub, std::vector<std::string>& patterns, bool restart) {
+  sub->add_option("--written-files-limit", g_written_files.limit,
+                  "Bytes of files open for writing (and writable MAP_SHARED mappings) saved into each "
+                  "checkpoint, so that a restart puts them back as they were: e.g. 256M (the default), "
+                  "2G, 0 for none. A written file left out must be unchanged at restart (env "
+                  "STASIS_WRITTEN_FILES_LIMIT; a restart does not take it from the checkpoint)")
+      ->type_name("SIZE")
+      ->envname("STASIS_WRITTEN_FILES_LIMIT")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            auto n = state::ParseByteSize(v);
+            return n.ok() ? std::string() : n.status().message();
+          },
+          ""));
+  if (sub->get_name() != "launch") {
+    sub->add_flag("--keep-current-files", g_written_files.keep_current,
+                  "Restart even if a file the job had open for writing changed after the checkpoint and "
+                  "was not saved in it (over --written-files-limit): the program continues with its "
+                  "current contents");
+  }
   sub->add_option("--save-files", patterns,
                   "Save the contents of open files whose absolute path matches PATTERN (a glob; * also "
                   "matches /, so \"$TMPDIR/*\" is everything below $TMPDIR) in each checkpoint, and "

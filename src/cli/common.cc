@@ -16,6 +16,7 @@
 #include "common/version.h"
 #include "coordinator/protocol.h"
 #include "job/runtime_dir.h"
+#include "state/written_files.h"
 
 namespace stasis::cli {
 
@@ -280,6 +281,10 @@ job::JobSettings MakeJobSettings(const GlobalOptions& g, const CoordinatorSpawn&
   s.quiet = g.quiet;
   s.agent_lib = agent_lib;
   s.stasis_exe = OwnExe();
+  if (!g_written_files.limit.empty()) {  // checked when parsed
+    if (auto n = state::ParseByteSize(g_written_files.limit); n.ok()) s.written_files_limit = *n;
+  }
+  s.keep_current_files = g_written_files.keep_current;
   return s;
 }
 

@@ -29,6 +29,13 @@ std::string Hex64(uint64_t v) {
   return buf;
 }
 
+// A saved file copy (SavedFile).  The checksum as hex: a JSON number would
+// lose bits in tools that read numbers as doubles.
+json EncodeSavedFile(const SavedFile& sf) {
+  return {{"name", sf.name}, {"size", sf.size}, {"xxh3", Hex64(sf.xxh3)}, {"mode", sf.mode},
+          {"deleted", sf.deleted}};
+}
+
 json BytesSummary(const uint8_t* p, size_t n) {
   return json{{"size", n}, {"xxh3", Hex64(XXH3_64bits(p, n))}};
 }
@@ -192,6 +199,7 @@ json Encode(const ProcessImage& img, bool display) {
                    {"path", f.path},
                    {"size", f.size},
                    {"mtime_ns", f.mtime_ns},
+                   {"ctime_ns", f.ctime_ns},
                    {"rdev", f.rdev},
                    {"stdio_alias", f.stdio_alias},
                    {"socket", std::move(sock)}});
@@ -205,11 +213,7 @@ json Encode(const ProcessImage& img, bool display) {
     }
     if (f.terminal) fds.back()["terminal"] = EncodeTerminal(*f.terminal, display);
     if (f.saved) {
-      const SavedFile& sf = *f.saved;
-      // The checksum as hex in both forms: a JSON number would lose bits in
-      // tools that read numbers as doubles.
-      fds.back()["saved"] = {{"name", sf.name}, {"size", sf.size}, {"xxh3", Hex64(sf.xxh3)},
-                             {"mode", sf.mode}, {"deleted", sf.deleted}};
+      fds.back()["saved"] = EncodeSavedFile(*f.saved);
     }
   }
   j["fds"] = std::move(fds);
@@ -218,6 +222,13 @@ json Encode(const ProcessImage& img, bool display) {
     pipes.push_back({{"inode", pc.inode}, {"bytes", bytes(pc.bytes.data(), pc.bytes.size())}});
   j["pipes"] = std::move(pipes);
   if (!img.save_files.empty()) j["save_files"] = img.save_files;
+  if (!img.saved_mappings.empty()) {
+    json maps = json::array();
+    for (const auto& m : img.saved_mappings)
+      maps.push_back({{"path", m.path}, {"saved", EncodeSavedFile(m.saved)}});
+    j["saved_mappings"] = std::move(maps);
+  }
+  if (!img.absent_files.empty()) j["absent_files"] = img.absent_files;
   j["agent"] = {{"control_block", img.agent.control_block}, {"socket_fd", img.agent.socket_fd},
                 {"path", img.agent.path}, {"stasis_version", img.agent.stasis_version}};
   return j;
@@ -327,6 +338,26 @@ class Decoder {
     return where.empty() ? std::string(key) : where + "." + key;
   }
 };
+
+using ImageSavedMapping = ProcessImage::SavedMapping;
+
+SavedFile DecodeSavedFile(Decoder& d, const json& sv, const std::string& q) {
+  SavedFile sf;
+  std::string hex;
+  d.Get(sv, "name", &sf.name, q);
+  d.Get(sv, "size", &sf.size, q);
+  d.Get(sv, "xxh3", &hex, q);
+  d.Get(sv, "mode", &sf.mode, q);
+  d.Get(sv, "deleted", &sf.deleted, q);
+  char* end = nullptr;
+  sf.xxh3 = std::strtoull(hex.c_str(), &end, 16);
+  if (d.status.ok() && (hex.empty() || hex.size() > 16 || *end != '\0'))
+    d.Fail(q + ".xxh3", "expected up to 16 hex digits, got \"" + hex + "\"");
+  // A name is a plain file inside the checkpoint directory, never a path.
+  if (d.status.ok() && (sf.name.empty() || sf.name.find('/') != std::string::npos || sf.name[0] == '.'))
+    d.Fail(q + ".name", "not a plain file name: \"" + sf.name + "\"");
+  return sf;
+}
 
 void DecodePending(Decoder& d, const json& obj, const char* key, const std::string& where,
                    std::vector<PendingSignal>* out) {
@@ -516,6 +547,7 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
     d.Get(e, "path", &f.path, p);
     d.Get(e, "size", &f.size, p);
     d.Get(e, "mtime_ns", &f.mtime_ns, p);
+    d.Get(e, "ctime_ns", &f.ctime_ns, p);  // absent in older images: 0
     d.Get(e, "rdev", &f.rdev, p);
     d.Get(e, "stdio_alias", &f.stdio_alias, p);
     if (const json* so = d.Field(e, "socket", p)) {
@@ -576,24 +608,7 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
       f.terminal = std::move(ts);
     }
     // Absent unless the file was saved (--save-files), and in older images.
-    if (const json* sv = d.Field(e, "saved", p)) {
-      SavedFile sf;
-      const std::string q = p + ".saved";
-      std::string hex;
-      d.Get(*sv, "name", &sf.name, q);
-      d.Get(*sv, "size", &sf.size, q);
-      d.Get(*sv, "xxh3", &hex, q);
-      d.Get(*sv, "mode", &sf.mode, q);
-      d.Get(*sv, "deleted", &sf.deleted, q);
-      char* end = nullptr;
-      sf.xxh3 = std::strtoull(hex.c_str(), &end, 16);
-      if (d.status.ok() && (hex.empty() || hex.size() > 16 || *end != '\0'))
-        d.Fail(q + ".xxh3", "expected up to 16 hex digits, got \"" + hex + "\"");
-      // A name is a plain file inside the checkpoint directory, never a path.
-      if (d.status.ok() && (sf.name.empty() || sf.name.find('/') != std::string::npos || sf.name[0] == '.'))
-        d.Fail(q + ".name", "not a plain file name: \"" + sf.name + "\"");
-      f.saved = std::move(sf);
-    }
+    if (const json* sv = d.Field(e, "saved", p)) f.saved = DecodeSavedFile(d, *sv, p + ".saved");
     img.fds.push_back(std::move(f));
   });
   // Absent in images written before pipe contents were recorded: none.
@@ -606,6 +621,19 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
   d.Array(j, "save_files", r, 1 << 12, [&](const json& e, size_t, const std::string& p) {
     if (!e.is_string()) return d.Fail(p, "expected a string");
     img.save_files.push_back(e.get<std::string>());
+  });
+  // Absent unless writable shared mappings were saved, and in older images.
+  d.Array(j, "saved_mappings", r, 1 << 16, [&](const json& e, size_t, const std::string& p) {
+    ImageSavedMapping m;
+    d.Get(e, "path", &m.path, p);
+    if (const json* sv = d.Field(e, "saved", p)) m.saved = DecodeSavedFile(d, *sv, p + ".saved");
+    if (d.status.ok() && (m.path.empty() || m.path[0] != '/')) d.Fail(p + ".path", "not an absolute path");
+    img.saved_mappings.push_back(std::move(m));
+  });
+  d.Array(j, "absent_files", r, 1 << 16, [&](const json& e, size_t, const std::string& p) {
+    if (!e.is_string() || e.get<std::string>().empty() || e.get<std::string>()[0] != '/')
+      return d.Fail(p, "expected an absolute path");
+    img.absent_files.push_back(e.get<std::string>());
   });
   if (const json* a = d.Field(j, "agent", r)) {
     d.Get(*a, "control_block", &img.agent.control_block, "agent");

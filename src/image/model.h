@@ -191,6 +191,10 @@ struct FileDescriptor {
   std::string path;         // readlink of /proc/<pid>/fd/<fd>
   uint64_t size = 0;        // regular files: size at checkpoint, bytes
   int64_t mtime_ns = 0;
+  // Regular files: status change time at checkpoint (st_ctim), so that a
+  // restart notices a file changed after it even if its mtime was reset
+  // (state/written_files.h).  0: not recorded (older images).
+  int64_t ctime_ns = 0;
   uint64_t rdev = 0;        // character devices
   // If this descriptor shares its open file description with stdin, stdout
   // or stderr (kcmp(2) KCMP_FILE), that stdio number; else -1.  Such
@@ -309,6 +313,20 @@ struct ProcessImage {
   // The job's `--save-files` patterns at checkpoint (src/state/saved_files.h),
   // reused by a restart that gives none.
   std::vector<std::string> save_files;
+  // Files mapped MAP_SHARED and writable whose contents this checkpoint
+  // saved (state/written_files.h), by the path of the mapping; written back
+  // before any process maps them again (the same copy as a descriptor's,
+  // if one holds the file too).
+  struct SavedMapping {
+    std::string path;  // the area's name: the file's absolute path
+    SavedFile saved;
+  };
+  std::vector<SavedMapping> saved_mappings;
+  // Absolute paths of SQLite rollback journals ("<file>-journal") of saved
+  // written files that did not exist at checkpoint: one found at restart
+  // was left by the lost run and is moved aside, else SQLite would play it
+  // back into the restored database (state/written_files.h).
+  std::vector<std::string> absent_files;
 
   AgentInfo agent;
 };

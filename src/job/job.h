@@ -26,6 +26,11 @@ struct JobSettings {
   std::vector<std::string> save_files;
   // Restart: skip the ownership rules of image/trust.h (--allow-foreign-owner).
   bool allow_foreign_owner = false;
+  // Files written in place (state/written_files.h): bytes saved per
+  // checkpoint at most (--written-files-limit), and whether a restart
+  // accepts the current contents of changed unsaved ones (--keep-current-files).
+  uint64_t written_files_limit = 256ull << 20;  // state::kDefaultWrittenFilesLimit
+  bool keep_current_files = false;
 };
 
 // Runs `argv` (argv[0] resolved in PATH beforehand by the caller) under a new

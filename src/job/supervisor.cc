@@ -290,7 +290,9 @@ StatusOr<pid_t> Supervisor::RestoreProgram() {
   // Files saved with --save-files, recreated once for the whole tree before
   // any process exists; `saved` holds deleted ones open until every process
   // has reopened them (saved_files.h).
-  ASSIGN_OR_RETURN(state::SavedFilesRestore saved, state::SavedFilesRestore::Prepare(metas, dirs));
+  ASSIGN_OR_RETURN(state::SavedFilesRestore saved,
+                   state::SavedFilesRestore::Prepare(metas, dirs, cfg_.settings.keep_current_files,
+                                                     [this](const std::string& m) { Warn(m); }));
   if (saved.files() > 0) Info(fmt::format("restored {} saved file(s)", saved.files()));
   // Processes created without set_tid (the program's new children) get pids
   // above every restored id, in the job's range (pid_range.h).
@@ -516,8 +518,9 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
     return {{"ok", false}, {"error", st.message()}};
   std::vector<std::pair<int32_t, image::FileDescriptor>> job_sockets;
   state::ShmemPages shmem_done;  // each shared memory page goes into one image
-  std::optional<state::FileSaver> saver;  // --save-files: one per checkpoint, files copied once
-  if (!save_files_.empty()) saver.emplace(dir, job_id_, generation, save_files_);
+  // --save-files and written files: one per checkpoint, files copied once.
+  std::optional<state::FileSaver> saver;
+  saver.emplace(dir, job_id_, generation, save_files_, cfg_.settings.written_files_limit);
   for (pid_t pid : quiesced_pids_) {
     auto it = by_pid.find(pid);
     if (it == by_pid.end()) {
@@ -562,6 +565,7 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
   }
   if (saver && saver->files() > 0)
     Info(fmt::format("saved {} file(s), {} bytes", saver->files(), saver->bytes()));
+  for (const std::string& w : saver->TakeWarnings()) Warn(fmt::format("checkpoint {}: {}", generation, w));
   for (const std::string& w : state::OutsidePeerWarnings(job_sockets))
     Warn(fmt::format("checkpoint {}: {}", generation, w));
   return {{"ok", true}, {"processes", processes}};

@@ -141,15 +141,10 @@ StatusOr<ScopedFd> OpenOne(const image::FileDescriptor& f, const int stdio[3], i
       struct stat st;
       if (::fstat(fd.get(), &st) != 0) return Status::Errno(who + ": fstat");
       if (!S_ISREG(st.st_mode)) return Status::Error(who + ": is no longer a regular file");
-      const int acc = f.flags & O_ACCMODE;
+      // Never truncated: a written file is either back as it was (saved) or
+      // unchanged or accepted as it is now (written_files.h).
       const uint64_t size_now = static_cast<uint64_t>(st.st_size);
-      if ((acc == O_WRONLY || acc == O_RDWR) && size_now > f.size) {
-        // Bytes past the checkpoint size were written by the lost run; the
-        // restarted program writes them again.
-        if (::ftruncate(fd.get(), static_cast<off_t>(f.size)) != 0) {
-          return Status::Errno(who + ": truncating back to its checkpoint size " + std::to_string(f.size));
-        }
-      } else if (size_now < f.size && warn_fd >= 0) {
+      if (size_now < f.size && warn_fd >= 0) {
         dprintf(warn_fd, "stasis: warning: %s is shorter (%llu bytes) than at checkpoint (%llu)\n",
                 who.c_str(), static_cast<unsigned long long>(size_now),
                 static_cast<unsigned long long>(f.size));
@@ -317,6 +312,7 @@ StatusOr<std::vector<image::FileDescriptor>> CaptureFiles(const ProcTarget& targ
     if (f.kind == Kind::kRegular) f.size = static_cast<uint64_t>(st.st_size);
     if (f.kind == Kind::kCharDevice || f.kind == Kind::kTty) f.rdev = st.st_rdev;
     f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    f.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
     if (IsAnonKind(f.kind)) RETURN_IF_ERROR(CaptureAnonFd(target, *info_text, &f).With(ctx));
     if (f.kind == Kind::kTty) {
       // Settings to reapply at restart (tty.h); none if it hung up.

@@ -5,10 +5,10 @@
 //   * regular files and directories are reopened by path with their flags
 //     and offset.  Files saved with --save-files (deleted ones, node-local
 //     scratch) are first recreated from their copies, see saved_files.h; a
-//     deleted file without a copy fails the restart.  A file opened for writing that has grown since the
-//     checkpoint is truncated back to its checkpoint size: the bytes beyond
-//     were written by the run that was lost, and the restarted program writes
-//     them again (so an append-only log holds every line exactly once);
+//     deleted file without a copy fails the restart.  Files open for
+//     writing are saved into the checkpoint by default and written back in
+//     place before the tree is recreated, or checked unchanged, see
+//     written_files.h; they are never truncated here;
 //   * descriptors that share the open file of stdin/stdout/stderr
 //     (kcmp(2) KCMP_FILE) are connected to the restarting command's
 //     stdin/stdout/stderr -- output goes where `stasis restart` sends it;
@@ -62,9 +62,8 @@ Status CheckFiles(const image::ProcessImage& img);
 // restarting command's stdin/stdout/stderr, already moved to high numbers
 // (-1 where absent: /dev/null is used).  Descriptors in `keep` must not
 // collide with image descriptors (choose numbers above the image's
-// highest); a collision is an error before anything is closed.  Regular
-// files opened for writing are truncated back to their checkpoint size (see
-// above).  The image's agent socket is skipped.  Errors name the fd and path.
+// highest); a collision is an error before anything is closed.  The
+// image's agent socket is skipped.  Errors name the fd and path.
 Status RestoreFiles(const image::ProcessImage& img, const int stdio[3],
                     const std::vector<int>& keep);
 

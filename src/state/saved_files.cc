@@ -1,11 +1,13 @@
 // Saved files: copying open files into the checkpoint and back.  Policy and
 // contracts in saved_files.h; sources: fnmatch(3), lseek(2) (SEEK_DATA,
 // SEEK_HOLE), proc(5) (/proc/<pid>/fd magic links), rename(2), xxhash.h
-// (XXH3 streaming API).
+// (XXH3 streaming API), ioctl_ficlone(2).
 #include "state/saved_files.h"
 
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -19,6 +21,7 @@
 
 #include "image/io_util.h"
 #include "image/manifest.h"
+#include "state/written_files.h"
 
 namespace stasis::state {
 namespace {
@@ -146,6 +149,52 @@ Status FillFrom(const std::string& copy, const image::SavedFile& s, int fd, cons
   return Status::Ok();
 }
 
+// Writes the verified copy `copy` into the existing regular file `target`
+// in place (same inode): chunk by chunk, only where the file differs from
+// the copy (an unchanged file is not written at all and keeps its mtime),
+// then its size and mode.  The copy's checksum is checked again on the way.
+Status WriteBackInPlace(const std::string& copy, const image::SavedFile& s, const std::string& target) {
+  ScopedFd in(::open(copy.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return Status::Errno(copy + ": open");
+  ScopedFd out(::open(target.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY));
+  const bool compare = static_cast<bool>(out);
+  if (!out) out.reset(::open(target.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY));  // write-only for us
+  if (!out) return Status::Errno(target + ": open for writing it back");
+  struct stat st;
+  if (::fstat(out.get(), &st) != 0) return Status::Errno(target + ": fstat");
+  if (!S_ISREG(st.st_mode)) return Status::Error(target + ": is no longer a regular file");
+  XxhState h;
+  std::vector<uint8_t> want(kChunk), have(kChunk);
+  for (uint64_t at = 0; at < s.size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(s.size - at, kChunk));
+    ASSIGN_OR_RETURN(size_t got, image::internal::PreadUpTo(in.get(), want.data(), n, at, copy));
+    if (got != n) return Status::Error(copy + ": shorter than recorded while restoring " + target);
+    XXH3_64bits_update(h.s, want.data(), n);
+    size_t old = 0;
+    if (compare) {
+      ASSIGN_OR_RETURN(old, image::internal::PreadUpTo(out.get(), have.data(), n, at, target));
+    }
+    if (old != n || std::memcmp(want.data(), have.data(), n) != 0) {
+      for (size_t done = 0; done < n;) {
+        ssize_t w = ::pwrite(out.get(), want.data() + done, n - done, static_cast<off_t>(at + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return Status::Errno(target + ": write");
+        done += static_cast<size_t>(w);
+      }
+    }
+    at += n;
+  }
+  if (static_cast<uint64_t>(XXH3_64bits_digest(h.s)) != s.xxh3)
+    return Status::Error(copy + ": changed while it was being restored to " + target);
+  if (static_cast<uint64_t>(st.st_size) != s.size || !compare) {
+    if (::ftruncate(out.get(), static_cast<off_t>(s.size)) != 0)
+      return Status::Errno(target + ": setting its size to " + std::to_string(s.size));
+  }
+  if ((st.st_mode & 07777) != (s.mode & 07777) && ::fchmod(out.get(), s.mode & 07777) != 0)
+    return Status::Errno(target + ": chmod");
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::vector<std::string> SplitSavePatterns(const std::string& colon_separated) {
@@ -209,7 +258,17 @@ StatusOr<CopyStats> WriteSavedCopy(int src, uint64_t size, const std::string& ds
     ::unlink(tmp.c_str());
     return st;
   };
-  auto sum = CopyAndHash(src, size, out.get(), what, tmp);
+  // A reflink shares the blocks (btrfs, XFS: no data copied); elsewhere
+  // (EOPNOTSUPP, EXDEV, EINVAL) a real copy.  Either way the checksum is
+  // computed from the copy.
+  struct stat sst;
+  StatusOr<uint64_t> sum = Status::Error("not copied");
+  if (::fstat(src, &sst) == 0 && static_cast<uint64_t>(sst.st_size) == size && size > 0 &&
+      ::ioctl(out.get(), FICLONE, src) == 0) {
+    sum = CopyAndHash(out.get(), size, -1, tmp, "");
+  } else {
+    sum = CopyAndHash(src, size, out.get(), what, tmp);
+  }
   if (!sum.ok()) return fail(sum.status());
   if (::fsync(out.get()) != 0) return fail(Status::Errno(tmp + ": fsync"));
   if (::close(out.release()) != 0) return fail(Status::Errno(tmp + ": close"));
@@ -240,12 +299,58 @@ Status VerifySavedCopy(const std::string& path, const image::SavedFile& expected
   return Status::Ok();
 }
 
-FileSaver::FileSaver(std::string dir, std::string job_id, uint64_t generation, std::vector<std::string> patterns)
-    : dir_(std::move(dir)), job_id_(std::move(job_id)), generation_(generation), patterns_(std::move(patterns)) {}
+FileSaver::FileSaver(std::string dir, std::string job_id, uint64_t generation, std::vector<std::string> patterns,
+                     uint64_t written_limit)
+    : dir_(std::move(dir)),
+      job_id_(std::move(job_id)),
+      generation_(generation),
+      patterns_(std::move(patterns)),
+      written_limit_(written_limit) {}
+
+StatusOr<image::SavedFile> FileSaver::Copy(int in, const struct stat& st, const std::string& path, bool deleted,
+                                           const std::string& who) {
+  const std::string id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + path;
+  const std::string name = image::SavedFileName(job_id_, XXH3_64bits(id.data(), id.size()), generation_);
+  const std::string dst = dir_ + "/" + name;
+  auto stats = WriteSavedCopy(in, static_cast<uint64_t>(st.st_size), dst, who);
+  if (!stats.ok()) return stats.status().With("saving " + who);
+  written_.push_back(dst);
+  if (!deleted) saved_paths_.insert(path);
+  bytes_ += stats->size;
+  image::SavedFile sf;
+  sf.name = name;
+  sf.size = stats->size;
+  sf.xxh3 = stats->xxh3;
+  sf.mode = st.st_mode & 07777;
+  sf.deleted = deleted;
+  saved_[{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}] = sf;
+  return sf;
+}
+
+bool FileSaver::Admit(std::pair<uint64_t, uint64_t> key, const struct stat& st, const std::string& who) {
+  if (unsaved_.count(key) == 0) {
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (written_limit_ >= written_bytes_ && size <= written_limit_ - written_bytes_) {
+      written_bytes_ += size;
+      return true;
+    }
+    unsaved_.insert(key);
+    warnings_.push_back(who + " (" + std::to_string(size) + " bytes) is open for writing but was not saved: "
+                        "written files of this checkpoint would exceed --written-files-limit (" +
+                        std::to_string(written_limit_) + " bytes); if it changes before a restart, that restart "
+                        "needs --keep-current-files");
+  }
+  // Any later write must change a timestamp restart compares (written_files.h).
+  WaitPastTimestamp(std::max(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                             static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec));
+  return false;
+}
 
 Status FileSaver::Save(const ProcTarget& target, std::vector<image::FileDescriptor>* fds) {
+  for (std::string& w : LockWarnings(target.pid, *fds)) warnings_.push_back(std::move(w));
   for (image::FileDescriptor& f : *fds) {
-    if (!ShouldSaveFile(patterns_, f)) continue;
+    const bool by_pattern = ShouldSaveFile(patterns_, f);
+    if (!by_pattern && !IsWrittenFile(f)) continue;
     const std::string link = target.ProcPath("fd/" + std::to_string(f.fd));
     const std::string who = "pid " + std::to_string(target.pid) + ": fd " + std::to_string(f.fd) + ": " + f.path;
     // A new open file description of the same inode, readable whatever the
@@ -260,24 +365,59 @@ Status FileSaver::Save(const ProcTarget& target, std::vector<image::FileDescript
       f.saved = it->second;
       continue;
     }
+    if (!by_pattern && !Admit(key, st, who)) continue;
     auto [path, deleted] = LivePath(f.path);
-    const std::string id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + path;
-    const std::string name = image::SavedFileName(job_id_, XXH3_64bits(id.data(), id.size()), generation_);
-    const std::string dst = dir_ + "/" + name;
-    auto stats = WriteSavedCopy(in.get(), static_cast<uint64_t>(st.st_size), dst, who);
-    if (!stats.ok()) return stats.status().With("saving " + who);
-    written_.push_back(dst);
-    bytes_ += stats->size;
-    image::SavedFile sf;
-    sf.name = name;
-    sf.size = stats->size;
-    sf.xxh3 = stats->xxh3;
-    sf.mode = st.st_mode & 07777;
-    sf.deleted = deleted;
-    saved_[key] = sf;
-    f.saved = std::move(sf);
+    ASSIGN_OR_RETURN(f.saved, Copy(in.get(), st, path, deleted, who));
   }
   return Status::Ok();
+}
+
+Status FileSaver::SaveMappings(const ProcTarget& target, const std::vector<image::MemoryArea>& areas,
+                               std::vector<image::ProcessImage::SavedMapping>* out) {
+  std::set<std::string> done;
+  for (const image::MemoryArea& a : areas) {
+    if (!IsWrittenMapping(a) || !done.insert(a.name).second) continue;
+    const std::string who = "pid " + std::to_string(target.pid) + ": shared mapping of " + a.name;
+    // By path: /proc/<pid>/map_files needs CAP_SYS_ADMIN in the initial
+    // user namespace (proc(5)).  The pages the process stored are in the
+    // page cache, so a read sees them.
+    ScopedFd in(::open(a.name.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return Status::Errno(who + ": cannot open it for saving");
+    struct stat st;
+    if (::fstat(in.get(), &st) != 0) return Status::Errno(who + ": fstat");
+    if (!S_ISREG(st.st_mode)) continue;  // a device: nothing to save
+    const auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+    image::ProcessImage::SavedMapping m;
+    m.path = a.name;
+    if (auto it = saved_.find(key); it != saved_.end()) {
+      m.saved = it->second;
+    } else if (MatchesSavePattern(patterns_, a.name) || Admit(key, st, who)) {
+      ASSIGN_OR_RETURN(m.saved, Copy(in.get(), st, a.name, false, who));
+    } else {
+      // Cleaned pages are write-protected again: the next store faults and
+      // updates mtime, which restart compares (written_files.h).
+      if (::fdatasync(in.get()) != 0) return Status::Errno(who + ": fdatasync");
+      continue;
+    }
+    out->push_back(std::move(m));
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> FileSaver::AbsentJournals() const {
+  std::vector<std::string> out;
+  for (const std::string& p : saved_paths_) {
+    const std::string j = p + "-journal";
+    struct stat st;
+    if (saved_paths_.count(j) == 0 && ::lstat(j.c_str(), &st) != 0 && errno == ENOENT) out.push_back(j);
+  }
+  return out;
+}
+
+std::vector<std::string> FileSaver::TakeWarnings() {
+  std::vector<std::string> out;
+  out.swap(warnings_);
+  return out;
 }
 
 std::vector<std::string> FileSaver::TakeWritten() {
@@ -287,7 +427,8 @@ std::vector<std::string> FileSaver::TakeWritten() {
 }
 
 StatusOr<SavedFilesRestore> SavedFilesRestore::Prepare(const std::vector<const image::ProcessImage*>& images,
-                                                       const std::vector<std::string>& dirs) {
+                                                       const std::vector<std::string>& dirs, bool keep_current,
+                                                       const std::function<void(const std::string&)>& warn) {
   if (images.size() != dirs.size()) return Status::Error("saved files: one directory per image expected");
   struct Work {
     image::SavedFile s;
@@ -313,6 +454,17 @@ StatusOr<SavedFilesRestore> SavedFilesRestore::Prepare(const std::vector<const i
       if (deleted) w.deleted_path = path;
       else w.paths.insert(path);
     }
+    for (const image::ProcessImage::SavedMapping& m : images[i]->saved_mappings) {
+      const std::string copy = dirs[i] + "/" + m.saved.name;
+      Work& w = work[copy];
+      if (w.copy.empty()) {
+        w.s = m.saved;
+        w.copy = copy;
+      } else if (w.s.size != m.saved.size || w.s.xxh3 != m.saved.xxh3) {
+        return Status::Error(copy + ": images disagree about this saved copy (size or checksum)");
+      }
+      w.paths.insert(m.path);
+    }
   }
   // Open directories below a pattern: created if missing (saved_files.h).
   std::set<std::string> dirs_to_make;
@@ -328,6 +480,10 @@ StatusOr<SavedFilesRestore> SavedFilesRestore::Prepare(const std::vector<const i
     const std::string of = !w.paths.empty() ? *w.paths.begin() : w.deleted_path;
     RETURN_IF_ERROR(VerifySavedCopy(copy, w.s).With("saved copy of " + of));
   }
+  std::vector<std::string> restored;
+  for (const auto& [copy, w] : work) restored.insert(restored.end(), w.paths.begin(), w.paths.end());
+  RETURN_IF_ERROR(CheckUnsavedWrittenFiles(images, restored, keep_current, warn));
+  MoveAsideLostJournals(images, restored, warn);
 
   SavedFilesRestore out;
   out.owns_table_ = true;
@@ -337,17 +493,23 @@ StatusOr<SavedFilesRestore> SavedFilesRestore::Prepare(const std::vector<const i
   // saved file sees its name taken and goes to a hidden name.
   for (const auto& [copy, w] : work) {
     for (const std::string& path : w.paths) {
+      struct stat st;
+      if (::stat(path.c_str(), &st) == 0) {  // into the same inode (see saved_files.h)
+        RETURN_IF_ERROR(WriteBackInPlace(copy, w.s, path).With("restoring saved file " + path));
+        ++out.files_;
+        continue;
+      }
       RETURN_IF_ERROR(MakeParents(DirOf(path)).With("restoring saved file " + path));
       const std::string tmp = DirOf(path) + "/.stasis-restore." + image::internal::BaseName(copy);
       ::unlink(tmp.c_str());
       ScopedFd fd(::open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
       if (!fd) return Status::Errno("restoring saved file " + path + ": create " + tmp);
-      Status st = FillFrom(copy, w.s, fd.get(), path);
-      if (st.ok() && ::close(fd.release()) != 0) st = Status::Errno(tmp + ": close");
-      if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = Status::Errno("rename " + tmp + " -> " + path);
-      if (!st.ok()) {
+      Status st2 = FillFrom(copy, w.s, fd.get(), path);
+      if (st2.ok() && ::close(fd.release()) != 0) st2 = Status::Errno(tmp + ": close");
+      if (st2.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st2 = Status::Errno("rename " + tmp + " -> " + path);
+      if (!st2.ok()) {
         ::unlink(tmp.c_str());
-        return st.With("restoring saved file " + path);
+        return st2.With("restoring saved file " + path);
       }
       ++out.files_;
     }

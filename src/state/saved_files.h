@@ -33,24 +33,40 @@
 // checksum, permission bits and whether the file was deleted go into
 // FileDescriptor::saved of every descriptor of that file.
 //
+// The same copies also hold, by default, the files the job writes in place
+// (descriptors open for writing, writable MAP_SHARED mappings), within a
+// size limit per checkpoint: written_files.h.  A copy is a reflink (ioctl
+// FICLONE) where the filesystem can, else a sparse copy.
+//
 // Restore (SavedFilesRestore::Prepare, in the supervisor before any process
 // of the tree is created; each file once for the whole tree): every copy is
 // verified first (size and checksum; a bad copy is an error naming it and
-// nothing is written or started).  Then
-//   * a file that existed is written back at its path (missing parent
-//     directories created, mode restored; replaced atomically by rename);
+// nothing is written or started), and so are the written files that were
+// not saved (written_files.h).  Then
+//   * a file that still exists is written back into its inode: only the
+//     chunks that differ are written (pwrite), then ftruncate to its size
+//     and the mode restored -- never a rename, which would give it a new
+//     inode under the feet of programs that check it (SQLite refuses to
+//     write a database file that was replaced: "attempt to write a
+//     readonly database");
+//   * a file that is missing is recreated (missing parent directories
+//     created, mode restored; atomically: a temporary name, then rename);
 //   * a deleted file is recreated with its contents at its old path if that
 //     name is free (else as ".stasis-deleted-<hash>" in the same directory),
 //     held open by the supervisor and unlinked at once; the pre-restorers
 //     reopen it through /proc/<supervisor pid>/fd/<n> (SavedOpenPath), so the
 //     program again holds an unlinked file, shown as "<path> (deleted)".
-// Offsets, flags and the truncation rule are then files.h's, unchanged.
+// Offsets and flags are then files.h's, unchanged.
 #pragma once
 
 #include <sys/types.h>
 
+#include <sys/stat.h>
+
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -107,13 +123,32 @@ Status VerifySavedCopy(const std::string& path, const image::SavedFile& expected
 class FileSaver {
  public:
   // Copies go to `dir`, named SavedFileName(job_id, ., generation).
-  FileSaver(std::string dir, std::string job_id, uint64_t generation, std::vector<std::string> patterns);
+  // `written_limit`: bytes of written files (written_files.h) saved per
+  // checkpoint at most; 0: none.
+  FileSaver(std::string dir, std::string job_id, uint64_t generation, std::vector<std::string> patterns,
+            uint64_t written_limit = 0);
 
   // Saves every descriptor of `fds` (from CaptureFiles of `target`) that
-  // ShouldSaveFile() selects and sets its `saved`.  A file already saved in
+  // ShouldSaveFile() selects, and the written ones (IsWrittenFile) while
+  // they fit in the limit, and sets its `saved`.  A file already saved in
   // this checkpoint (same st_dev/st_ino) is not copied again.  Errors name
   // the pid, fd and path.
   Status Save(const ProcTarget& target, std::vector<image::FileDescriptor>* fds);
+
+  // Saves the files of the writable shared mappings among `areas`
+  // (IsWrittenMapping) while they fit in the limit, into `out`.  Unsaved
+  // ones are flushed (fdatasync) so that later stores update their mtime.
+  Status SaveMappings(const ProcTarget& target, const std::vector<image::MemoryArea>& areas,
+                      std::vector<image::ProcessImage::SavedMapping>* out);
+
+  // ProcessImage::absent_files for the files saved so far (see there):
+  // call after Save() and SaveMappings().
+  std::vector<std::string> AbsentJournals() const;
+
+  // One message per written file left out because of the limit, and per
+  // descriptor holding a file lock (LockWarnings), since the last call (the
+  // caller warns).
+  std::vector<std::string> TakeWarnings();
 
   // Paths of the copies written since the last call: the caller deletes
   // them if the checkpoint fails.
@@ -124,11 +159,21 @@ class FileSaver {
   uint64_t bytes() const { return bytes_; }
 
  private:
+  // Copies the file open at `in` (stat `st`) for descriptor/mapping `who`.
+  StatusOr<image::SavedFile> Copy(int in, const struct stat& st, const std::string& path, bool deleted,
+                                  const std::string& who);
+  // A written file: whether it still fits (else remembered as unsaved, with
+  // a warning and the timestamp wait of written_files.h).
+  bool Admit(std::pair<uint64_t, uint64_t> key, const struct stat& st, const std::string& who);
+
   std::string dir_, job_id_;
   uint64_t generation_;
   std::vector<std::string> patterns_;
+  uint64_t written_limit_ = 0, written_bytes_ = 0;
   std::map<std::pair<uint64_t, uint64_t>, image::SavedFile> saved_;  // (st_dev, st_ino) -> copy
-  std::vector<std::string> written_;
+  std::set<std::pair<uint64_t, uint64_t>> unsaved_;  // written files over the limit
+  std::set<std::string> saved_paths_;                // live paths of the files saved
+  std::vector<std::string> written_, warnings_;
   uint64_t bytes_ = 0;
 };
 
@@ -143,9 +188,12 @@ class SavedFilesRestore {
   // copies are).  Verifies every copy, then recreates the files (see the
   // top of this file) and records the open paths SavedOpenPath() returns in
   // this process and the processes it forks.  Errors name the copy and the
-  // file; a verification error leaves every file untouched.
+  // file; a verification error, or a written file that changed but was not
+  // saved (written_files.h; with `keep_current` a warning through `warn`),
+  // leaves every file untouched.
   static StatusOr<SavedFilesRestore> Prepare(const std::vector<const image::ProcessImage*>& images,
-                                             const std::vector<std::string>& dirs);
+                                             const std::vector<std::string>& dirs, bool keep_current = false,
+                                             const std::function<void(const std::string&)>& warn = {});
 
   SavedFilesRestore() = default;
   SavedFilesRestore(SavedFilesRestore&& o) noexcept { *this = std::move(o); }

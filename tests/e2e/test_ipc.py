@@ -193,7 +193,7 @@ def test_children_of_posix_spawn_vfork_and_system(h, reference):
 
 def test_output_file_in_dev_shm_is_an_ordinary_file(h):
     """A file under /dev/shm opened with open(2) (here the program's stdout,
-    redirected by a shell) is reopened and cut back like any file, not
+    redirected by a shell) is reopened and put back like any file, not
     recreated as a shared memory object: it holds every line once."""
     out = pathlib.Path(f"/dev/shm/stasis-e2e-{h.port}.out")
     out.unlink(missing_ok=True)

@@ -8,7 +8,8 @@ Programs write files as well as stdout.  The file system is not part of a
 checkpoint, so before each restart the test puts back what the checkpoint
 saw (a log, a build directory), as a user restarting an older checkpoint
 would; a file that a process of the job holds open for writing is instead
-truncated back by Stasis itself, and that case is left to Stasis.
+saved in the checkpoint and put back by Stasis itself (written_files.h),
+and that case is left to Stasis.
 
 Faults: a process killed while the checkpoint is in progress (held there by
 the supervisor's STASIS_PAUSE_AT pause point), and a checkpoint set with one
@@ -321,7 +322,7 @@ def test_rscript_looper(h, ref_dir, mode):
     solve per iteration, each line to stdout and to $TMPDIR/looper.txt.
     append: the file is opened and closed per line (the test puts it back
     before each restart); open: one connection open all along, which
-    Stasis truncates back to its checkpoint size at each restart."""
+    Stasis puts back as it was at the checkpoint at each restart."""
     if shutil.which("Rscript", path=SYS_PATH) is None:
         pytest.fail("Rscript is not installed (Debian package r-base-core)", pytrace=False)
     n, delay = 30, 0.1

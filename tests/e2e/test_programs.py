@@ -124,7 +124,8 @@ def test_looper_periodic_kill9(h, reference):
     """looper.py keeps looper.txt open in append mode.  Periodic checkpoints
     (--interval 2), kill -9 a few lines after one, restart from the
     directory: looper.txt ends with every line 1..N exactly once (the lines
-    written after the checkpoint are truncated away at restart)."""
+    written after the checkpoint are undone at restart: the file is saved in
+    the checkpoint because it is open for writing, written_files.h)."""
     n, delay = 40, 0.1
     out = h.tmp / "looper.txt"
     launch = h.launch(h.wl("looper.py", n, delay, out), "--interval", 2)

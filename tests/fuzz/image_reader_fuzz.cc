@@ -1,12 +1,14 @@
 // libFuzzer target: the image reader (src/image/reader.cc) on arbitrary
 // files: file header, block headers and sequence, zstd payloads, the
 // metadata block (CBOR decode, codec.cc), page blocks and the end block;
-// then the `stasis inspect` renderings of whatever was accepted.
+// then both `stasis inspect` renderings (JSON, text) of whatever was accepted.
 //
 // Input: one flag byte, then the file.  Flag bit 0 set: the harness first
 // recomputes every checksum the format has (file header, block headers,
 // payloads, the end block's chain), so mutations get past XXH3 and reach
 // the decoders; bit 0 clear: the file as given (checksum paths).
+#include <unistd.h>
+
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -62,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::vector<uint8_t> file(data + 1, data + size);
   if (data[0] & 1) FixChecksums(file);
-  auto reader = ImageReader::Open(stasis::fuzz::MemFile(file.data(), file.size()), "fuzz.stasis");
+  stasis::ScopedFd mem = stasis::fuzz::MemFile(file.data(), file.size());
+  auto reader = ImageReader::Open(stasis::ScopedFd(::dup(mem.get())), "fuzz.stasis");
   if (!reader.ok()) return 0;
   ImageReader& r = **reader;
   const ProcessImage& meta = r.metadata();
@@ -79,5 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // on invalid UTF-8 unless told to replace it, as inspect.cc does).
   std::string text = ToJson(meta).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   FUZZ_CHECK(!nlohmann::json::parse(text, nullptr, false).is_discarded());
+  // And the text form of `stasis inspect` (a second, full verification).
+  std::ostringstream out;
+  (void)InspectImage("/proc/self/fd/" + std::to_string(mem.get()), /*json=*/false, out);
   return 0;
 }

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake ninja-build pkg-config libzstd-dev libxxhash-dev libcli11-dev
       libfmt-dev nlohmann-json3-dev libssl-dev libgtest-dev libbenchmark-dev python3 python3-numpy
-      python3-pytest util-linux procps r-base-core help2man screen tmux)
+      python3-pytest util-linux procps r-base-core help2man screen tmux clang libclang-rt-dev)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

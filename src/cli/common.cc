@@ -113,6 +113,8 @@ StatusOr<std::string> PrepareCkptDir(const std::string& dir) {
 }
 
 std::string LocalTime(double epoch) {
+  // From a manifest or a reply: out of time_t's range the cast is undefined.
+  if (!(epoch >= 0 && epoch < 253402300800.0)) return "(invalid time)";  // year 10000
   time_t t = static_cast<time_t>(epoch);
   struct tm tm;
   localtime_r(&t, &tm);

@@ -140,11 +140,11 @@ void CoordinatorImpl::OnSupervisorReply(Peer& p, const SentRequest& req, const J
     }
     for (const auto& e : *it) {
       image::ManifestProcess mp;
-      mp.pid = static_cast<int32_t>(GetNumber(e, "pid"));
-      mp.ppid = static_cast<int32_t>(GetNumber(e, "ppid"));
+      mp.pid = GetInteger<int32_t>(e, "pid");
+      mp.ppid = GetInteger<int32_t>(e, "ppid");
       mp.program = GetString(e, "program");
       mp.image = GetString(e, "image");
-      mp.image_size = static_cast<uint64_t>(GetNumber(e, "image_size"));
+      mp.image_size = GetInteger<uint64_t>(e, "image_size");
       if (mp.image.empty() || mp.image.find('/') != std::string::npos) {
         FailCheckpoint("checkpoint " + std::to_string(ckpt_->generation) + " failed: " + p.Name() +
                        ": bad image file name '" + mp.image + "' in dump reply");

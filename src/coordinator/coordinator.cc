@@ -370,7 +370,7 @@ void CoordinatorImpl::HandleHandshake(Peer& p, const Json& msg) {
 }
 
 void CoordinatorImpl::HandleHello(Peer& p, const Json& msg) {
-  const int version = static_cast<int>(GetNumber(msg, "version", -1));
+  const int version = GetInteger<int>(msg, "version", -1);
   if (version != kProtocolVersion) {
     Send(p, {{"ok", false},
              {"error", "protocol version " + std::to_string(version) + " is not supported by this coordinator (" +
@@ -404,9 +404,9 @@ void CoordinatorImpl::HandleHello(Peer& p, const Json& msg) {
   p.role = Peer::Role::kSupervisor;
   p.host = GetString(msg, "host");
   p.program = GetString(msg, "program");
-  p.supervisor_pid = static_cast<int64_t>(GetNumber(msg, "supervisor_pid"));
+  p.supervisor_pid = GetInteger<int64_t>(msg, "supervisor_pid");
   if (!have_job_) StartJob(msg);
-  next_generation_ = std::max<uint64_t>(next_generation_, static_cast<uint64_t>(GetNumber(msg, "generation")) + 1);
+  next_generation_ = std::max<uint64_t>(next_generation_, GetInteger<uint64_t>(msg, "generation") + 1);
   ever_had_supervisor_ = true;
   Log(p.Name() + " joined job " + job_id_ + (GetBool(msg, "restarted") ? " (restarted)" : ""));
   Send(p, {{"ok", true}, {"job_id", job_id_}});
@@ -428,7 +428,7 @@ void CoordinatorImpl::StartJob(const Json& hello) {
   auto abs = std::filesystem::absolute(ckptdir_, ec);
   if (!ec) ckptdir_ = abs.lexically_normal().string();
   interval_ = opts_.interval ? *opts_.interval : GetNumber(hello, "interval", 0);
-  keep_ = opts_.keep ? *opts_.keep : static_cast<uint32_t>(GetNumber(hello, "keep", 2));
+  keep_ = opts_.keep ? *opts_.keep : GetInteger<uint32_t>(hello, "keep", 2);
   if (keep_ == 0) keep_ = 1;  // pruning must never remove the checkpoint just taken
   compression_ = opts_.compression ? *opts_.compression : GetString(hello, "compression", "zstd:1");
   next_generation_ = image::HighestGeneration(ckptdir_) + 1;
@@ -443,7 +443,7 @@ void CoordinatorImpl::HandleSupervisorMessage(Peer& p, const Json& msg) {
     return;
   }
   if (type == "checkpoint_request") {
-    std::string who = "pid " + std::to_string(static_cast<int64_t>(GetNumber(msg, "pid"))) + " (" +
+    std::string who = "pid " + std::to_string(GetInteger<int64_t>(msg, "pid")) + " (" +
                       GetString(msg, "program") + ")";
     if (!p.host.empty()) who += " on " + p.host;
     who += " received SIG" + GetString(msg, "signal", "?");
@@ -452,7 +452,7 @@ void CoordinatorImpl::HandleSupervisorMessage(Peer& p, const Json& msg) {
     return;
   }
   if (type == "exited") {
-    p.exit_status = static_cast<int>(GetNumber(msg, "status"));
+    p.exit_status = GetInteger<int>(msg, "status");
     if (opts_.verbose) Log(p.Name() + ": the program exited with status " + std::to_string(*p.exit_status));
     return;
   }

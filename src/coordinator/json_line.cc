@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <chrono>
 
+#include "common/json_parse.h"
+
 namespace stasis::coordinator {
 
 std::optional<std::string> LineBuffer::NextLine() {
@@ -39,12 +41,14 @@ std::string EncodeLine(const Json& message) {
 }
 
 StatusOr<Json> DecodeLine(const std::string& line) {
-  Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
+  // Depth-limited: replies and status echo parts of messages, and dump()
+  // recurses per nesting level.
+  auto j = ParseJsonLimited(reinterpret_cast<const uint8_t*>(line.data()), line.size(), Json::input_format_t::json);
+  if (!j.ok()) {
     std::string shown = line.size() > 80 ? line.substr(0, 80) + "..." : line;
     return Status::Error("malformed message (not JSON): " + shown);
   }
-  if (!j.is_object()) return Status::Error("malformed message (not a JSON object)");
+  if (!j->is_object()) return Status::Error("malformed message (not a JSON object)");
   return j;
 }
 

@@ -1,5 +1,6 @@
 #include "image/codec.h"
 
+#include "common/json_parse.h"
 #include "image/format.h"
 
 #include <xxhash.h>
@@ -651,14 +652,11 @@ std::vector<uint8_t> EncodeMetadata(const ProcessImage& img) {
 }
 
 StatusOr<ProcessImage> DecodeMetadata(const uint8_t* data, size_t size) {
-  json j;
+  // Depth-limited: nlohmann's CBOR reader recurses per nesting level.
+  auto j = ParseJsonLimited(data, size, json::input_format_t::cbor);
+  if (!j.ok()) return j.status().With("metadata is not valid CBOR");
   try {
-    j = json::from_cbor(data, data + size, /*strict=*/true, /*allow_exceptions=*/true);
-  } catch (const std::exception& e) {
-    return Status::Error(std::string("metadata is not valid CBOR: ") + e.what());
-  }
-  try {
-    return MetadataFromJson(j);
+    return MetadataFromJson(*j);
   } catch (const std::exception& e) {  // defensive: get<>() on unexpected shapes
     return Status::Error(std::string("metadata: ") + e.what());
   }

@@ -33,6 +33,9 @@ std::string Fmt(const char* f, ...) {
 }
 
 std::string UtcTime(double t) {
+  // The image says when; a crafted one may say 1e30 or NaN, and converting
+  // a double outside time_t's range is undefined (found by tests/fuzz).
+  if (!(t >= 0 && t < 253402300800.0)) return Fmt("(invalid time %g)", t);  // year 10000
   time_t secs = static_cast<time_t>(t);
   struct tm tm{};
   gmtime_r(&secs, &tm);

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/safe_file.h"
+#include "common/json_parse.h"
 #include "common/scoped_fd.h"
 #include "image/format.h"
 #include "image/io_util.h"
@@ -230,13 +231,16 @@ StatusOr<Manifest> ReadManifest(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) return Status::Errno(path + ": read");
-  const std::string text = ss.str();
-  if (text.empty()) return Status::DataLoss(path + ": empty file");
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::DataLoss(path + ": not a valid JSON manifest");
-  auto m = FromJsonManifest(j);
+  auto m = ParseManifest(ss.str());
   if (!m.ok()) return m.status().With(path);
   return m;
+}
+
+StatusOr<Manifest> ParseManifest(const std::string& text) {
+  if (text.empty()) return Status::DataLoss("empty file");
+  auto j = ParseJsonLimited(reinterpret_cast<const uint8_t*>(text.data()), text.size(), json::input_format_t::json);
+  if (!j.ok()) return Status::DataLoss("not a valid JSON manifest");
+  return FromJsonManifest(*j);
 }
 
 StatusOr<std::vector<std::string>> ListManifests(const std::string& dir) {

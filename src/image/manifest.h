@@ -56,6 +56,9 @@ std::string SavedFileName(const std::string& job_id, uint64_t key, uint64_t gene
 Status WriteManifest(const std::string& dir, const Manifest& m);
 // Errors name the file and the problem (not JSON, missing field...).
 StatusOr<Manifest> ReadManifest(const std::string& path);
+// The parser behind ReadManifest, for manifest text from anywhere (the fuzz
+// target tests/fuzz/manifest_fuzz.cc); errors name the problem, not a file.
+StatusOr<Manifest> ParseManifest(const std::string& text);
 // Paths (dir + "/" + name) of the manifests in `dir`, newest generation
 // first.  Missing dir -> error.
 StatusOr<std::vector<std::string>> ListManifests(const std::string& dir);

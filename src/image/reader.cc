@@ -227,10 +227,14 @@ StatusOr<std::unique_ptr<ImageReader>> ImageReader::Open(const std::string& path
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd && errno == ENOENT) return Status::DataLoss(path + ": open: " + std::strerror(ENOENT));  // incomplete
   if (!fd) return Status::Errno(path + ": open");
+  return Open(std::move(fd), path);
+}
+
+StatusOr<std::unique_ptr<ImageReader>> ImageReader::Open(ScopedFd fd, const std::string& name) {
   struct stat st{};
-  if (::fstat(fd.get(), &st) != 0) return Status::Errno(path + ": fstat");
-  if (!S_ISREG(st.st_mode)) return Status::DataLoss(path + ": not a regular file");
-  auto r = std::make_unique<ReaderImpl>(path, std::move(fd), static_cast<uint64_t>(st.st_size));
+  if (::fstat(fd.get(), &st) != 0) return Status::Errno(name + ": fstat");
+  if (!S_ISREG(st.st_mode)) return Status::DataLoss(name + ": not a regular file");
+  auto r = std::make_unique<ReaderImpl>(name, std::move(fd), static_cast<uint64_t>(st.st_size));
   RETURN_IF_ERROR(r->Load());
   return std::unique_ptr<ImageReader>(std::move(r));
 }

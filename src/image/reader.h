@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "common/scoped_fd.h"
 #include "common/status.h"
 #include "image/format.h"
 #include "image/model.h"
@@ -32,6 +33,9 @@ class ImageReader {
   // Errors: missing/unreadable file, not a Stasis image, newer format
   // version, corrupt header or metadata block.
   static StatusOr<std::unique_ptr<ImageReader>> Open(const std::string& path);
+  // The same for an already open regular file (e.g. a memfd, as the fuzz
+  // targets in tests/fuzz use); `name` stands for the path in messages.
+  static StatusOr<std::unique_ptr<ImageReader>> Open(ScopedFd fd, const std::string& name);
   virtual ~ImageReader() = default;
 
   virtual const std::string& path() const = 0;

@@ -121,7 +121,9 @@ StatusOr<nlohmann::json> CoordinatorLink::Hello(nlohmann::json hello, uint16_t p
 
 Status CoordinatorLink::Send(const nlohmann::json& msg) {
   if (!fd_) return Status::Error("not connected to the coordinator");
-  std::string line = msg.dump() + "\n";
+  // Program names (comm) are arbitrary bytes: dump() would throw on invalid
+  // UTF-8 and take the supervisor down; replace it as EncodeLine does.
+  std::string line = msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   size_t off = 0;
   while (off < line.size()) {
     ssize_t n = send(fd_.get(), line.data() + off, line.size() - off, MSG_NOSIGNAL);

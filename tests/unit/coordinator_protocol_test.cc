@@ -71,6 +71,40 @@ TEST(CoordinatorJsonLine, AccessorsDoNotThrow) {
   EXPECT_FALSE(GetBool(j, "missing"));
 }
 
+// Peers control these numbers: a value the target type cannot hold gives the
+// default, never a conversion (undefined for doubles out of range).
+TEST(CoordinatorJsonLine, GetIntegerChecksRange) {
+  Json j = Json::parse(R"({"big":1e300,"neg":-1,"frac":2.5,"two":2.0,"u64":18446744073709551615,)"
+                       R"("i32max":2147483647,"i32over":2147483648,"i32min":-2147483648,"s":"7",)"
+                       R"("pow64":18446744073709551616.0})");
+  EXPECT_EQ(GetInteger<int>(j, "big", -1), -1);
+  EXPECT_EQ(GetInteger<uint32_t>(j, "big", 2), 2u);
+  EXPECT_EQ(GetInteger<uint64_t>(j, "neg", 5), 5u);
+  EXPECT_EQ(GetInteger<int64_t>(j, "neg"), -1);
+  EXPECT_EQ(GetInteger<int>(j, "frac", 9), 9);
+  EXPECT_EQ(GetInteger<uint32_t>(j, "two"), 2u);
+  EXPECT_EQ(GetInteger<uint64_t>(j, "u64"), UINT64_MAX);
+  EXPECT_EQ(GetInteger<int64_t>(j, "u64", 3), 3);
+  EXPECT_EQ(GetInteger<int32_t>(j, "i32max"), INT32_MAX);
+  EXPECT_EQ(GetInteger<int32_t>(j, "i32over", 4), 4);
+  EXPECT_EQ(GetInteger<int32_t>(j, "i32min"), INT32_MIN);
+  EXPECT_EQ(GetInteger<int>(j, "s", 6), 6);
+  EXPECT_EQ(GetInteger<uint64_t>(j, "pow64", 8), 8u);
+  EXPECT_EQ(GetInteger<int>(j, "missing", 11), 11);
+  EXPECT_EQ(GetInteger<int>(Json::array(), "x", 12), 12);
+}
+
+// Found by tests/fuzz: nesting deep enough to overflow a recursive
+// serializer is refused at the door.
+TEST(CoordinatorJsonLine, DecodeRefusesDeepNesting) {
+  std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto d = DecodeLine(deep);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("malformed message"), std::string::npos);
+  std::string ok = "{\"a\":" + std::string(60, '[') + std::string(60, ']') + "}";
+  EXPECT_TRUE(DecodeLine(ok).ok());
+}
+
 TEST(CoordinatorPeerUid, ParsesProcNetTcpText) {
   // 127.0.0.1:40000 -> 127.0.0.1:7779, uid 1234 (little-endian words).
   const std::string text =

@@ -249,6 +249,22 @@ TEST(ImageCodec, GarbageIsAnErrorNotAnException) {
   EXPECT_FALSE(e.ok());
 }
 
+// Found by tests/fuzz/metadata_fuzz.cc: 60 KB of nested one-element CBOR
+// arrays (0x81 ...) overflowed the stack of the recursive CBOR reader.
+TEST(ImageCodec, DeepNestingIsAnErrorNotACrash) {
+  std::vector<uint8_t> deep(1 << 20, 0x81);
+  deep.push_back(0x00);
+  auto r = DecodeMetadata(deep.data(), deep.size());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nested deeper than 64 levels"), std::string::npos) << r.status().message();
+  // Nesting below the limit still decodes (to the wrong type: an error naming the root).
+  std::vector<uint8_t> shallow(10, 0x81);
+  shallow.push_back(0x00);
+  auto s = DecodeMetadata(shallow.data(), shallow.size());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("expected an object"), std::string::npos) << s.status().message();
+}
+
 TEST(ImageCodec, WrongTypeNamesTheField) {
   nlohmann::json j = MetadataToJson(FullImage());
   j["threads"][1]["tid"] = "seven";

@@ -552,6 +552,22 @@ TEST(InspectImage, TextAndJson) {
   EXPECT_EQ(j["areas"][0]["stored_pages"], 1600);
 }
 
+// Found by tests/fuzz/image_reader_fuzz.cc (UBSan): a checkpoint time no
+// time_t can hold was converted anyway.
+TEST(InspectImage, ImpossibleCheckpointTimeIsShownAsInvalid) {
+  TempDir dir;
+  const std::string path = dir / "t.stasis";
+  ProcessImage meta;
+  meta.checkpoint_time = 1e30;
+  auto w = ImageWriter::Create(path, CompressionSpec{});
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->SetMetadata(meta).ok());
+  ASSERT_TRUE((*w)->Commit().ok());
+  std::ostringstream text;
+  ASSERT_TRUE(InspectImage(path, false, text).ok());
+  EXPECT_NE(text.str().find("(invalid time 1e+30)"), std::string::npos) << text.str();
+}
+
 TEST(InspectImage, CorruptImageReportsAndFails) {
   TempDir dir;
   const std::string path = dir / "c.stasis";

@@ -65,6 +65,21 @@ TEST(JobCoordinatorLink, SendWritesOneLine) {
   close(p.peer);
 }
 
+// A process may name itself anything (prctl PR_SET_NAME): invalid UTF-8 in
+// a program name is replaced, not thrown out of the supervisor.
+TEST(JobCoordinatorLink, SendSurvivesInvalidUtf8) {
+  Pair p = MakePair();
+  Status st;
+  ASSERT_NO_THROW(st = p.link.Send({{"type", "processes"}, {"program", std::string("a\xff\xfe")}}));
+  ASSERT_TRUE(st.ok()) << st.message();
+  char buf[256] = {};
+  ssize_t n = read(p.peer, buf, sizeof(buf));
+  ASSERT_GT(n, 0);
+  json got = json::parse(std::string(buf, n));
+  EXPECT_EQ(got["program"], "a\xef\xbf\xbd\xef\xbf\xbd");  // U+FFFD twice
+  close(p.peer);
+}
+
 TEST(JobCoordinatorLink, ReadAvailableParsesEveryCompleteLine) {
   Pair p = MakePair();
   auto none = p.link.ReadAvailable();

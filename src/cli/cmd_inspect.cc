@@ -10,6 +10,7 @@
 #include "image/inspect.h"
 #include "image/manifest.h"
 #include "image/trust.h"
+#include "job/job.h"
 
 namespace stasis::cli {
 
@@ -123,8 +124,14 @@ bool ListDirectory(const std::string& dir, bool json, Json* out) {
     ok = false;  // nothing to restart is a failure too
     if (list->empty()) PrintError("inspect", dir + ": no complete checkpoint found");
   }
+  // Whose files, which job: what restart would refuse without --allow-foreign-owner.
+  std::string ownership;
+  if (pick) {
+    if (Status st = job::PrecheckRestart(pick->manifest, {}, false); !st.ok()) ownership = st.message();
+  }
   if (json) {
     Json j = {{"dir", dir}, {"checkpoints", std::move(entries)}, {"restart", nullptr}};
+    if (!ownership.empty()) j["ownership_problem"] = ownership;
     if (pick) j["restart"] = {{"generation", pick->generation}, {"manifest", pick->manifest}};
     if (!refuse.empty()) j["restart_error"] = refuse;
     out->push_back(std::move(j));
@@ -145,6 +152,7 @@ bool ListDirectory(const std::string& dir, bool json, Json* out) {
   if (pick) {
     std::cout << "stasis restart " << dir << " restarts generation " << pick->generation << " ("
               << fs::path(pick->manifest).filename().string() << ")\n";
+    if (!ownership.empty()) std::cout << "  warning: " << ownership << "\n";
   } else if (!refuse.empty()) {
     std::cout << "stasis restart " << dir << " would refuse: " << refuse << "\n";
   } else {

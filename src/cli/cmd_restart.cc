@@ -140,6 +140,14 @@ int RunRestart(GlobalOptions& g, RestartRequest req, const std::string& cmd,
       }
     }
   }
+  // Whose files, which job (image/trust.h): refused before anything is
+  // created in their directory (a damaged newest checkpoint is left to the
+  // fallback below, which checks each attempt again).
+  if (Status st = job::PrecheckRestart(attempts[0].manifest, attempts[0].images, opts->allow_foreign_owner);
+      !st.ok() && !st.IsDataLoss()) {
+    PrintError(cmd, st.message());
+    return 1;
+  }
   auto dir = PrepareCkptDir(opts->ckptdir.empty() ? attempts[0].dir : opts->ckptdir);
   if (!dir.ok()) {
     PrintError(cmd, dir.status().message());

@@ -295,3 +295,50 @@ def test_sigterm_to_every_process_takes_the_final_checkpoint(h, reference):
     assert run2.wait(60) == 0, h.diag()
     assert "restarting from" in run2.err_text(), run2.err_text()
     assert_concatenation([run1.lines(), run2.lines()], ref)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_writer_killed_mid_image_at_a_random_offset(h, reference, seed):
+    """kill -9 of the supervisor (the image writer) while it is writing an
+    image, at a random offset of it: the previous checkpoint stays the
+    newest, restarts with every byte of its memory, and the next checkpoint
+    removes the half-written temp file."""
+    import random
+    mib = 96
+    argv = [h.wl("bigcount.py")[0], h.wl("bigcount.py")[1], 60, 0.05, mib]
+    ref = reference(argv)
+    launch = h.launch(argv, "--compress", "none", "--keep", 2)
+    launch.wait_line("3", timeout=90)
+    g1, _ = h.checkpoint()
+    offset = random.Random(seed).randrange(1 << 20, (mib << 20) * 3 // 4)
+    ck = h.start([h.stasis_bin, "checkpoint"], "checkpoint2")
+    sup = _supervisor_pid(h, launch)
+
+    def tmp_past_offset():
+        for p in h.ckpt.glob(f"*_{g1 + 1:06d}.stasis.tmp"):
+            try:
+                if p.stat().st_size >= offset:
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
+    wait_until(tmp_past_offset, 120, f"the image being written past byte {offset}", h.diag,
+               alive=ck.running)
+    os.kill(sup, signal.SIGKILL)
+    assert ck.wait(60) != 0, "the interrupted checkpoint must fail"
+    launch.wait(60)
+    h.assert_no_job_processes(timeout=15)
+    wait_until(lambda: not port_processes(h.port), 30, "the coordinator to exit", h.diag)
+    _assert_manifests_complete(h)
+    assert max(h.manifests()) == g1, h.diag()
+    assert list(h.ckpt.glob("*.stasis.tmp")), "the half-written image should still be there"
+
+    r = h.restart(h.ckpt, name="restart")
+    r.wait_nlines(1, timeout=90)
+    h.checkpoint()
+    assert r.wait(120) == 0, h.diag()
+    assert_suffix(r.lines(), ref, "restart output")
+    assert r.lines()[-1] == ref[-1] and ref[-1].startswith("sha256 "), (r.lines()[-3:], ref[-1])
+    _assert_manifests_complete(h)
+    _assert_only_checkpoints_left(h)

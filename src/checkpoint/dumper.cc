@@ -26,6 +26,7 @@
 
 #include "agent/control_block.h"
 #include "state/files.h"
+#include "state/losses.h"
 #include "state/memory.h"
 #include "state/proc_target.h"
 #include "state/pipes.h"
@@ -131,7 +132,10 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   img.agent.control_block = req.control_block;
   img.agent.socket_fd = cb.socket_fd;
 
+  img.warnings = state::RestartLosses(img);
+
   DumpResult result;
+  result.warnings = img.warnings;
   for (const image::MemoryArea& a : img.areas) result.memory_bytes += a.size();
   result.program = img.program;
   result.ppid = img.ppid;

@@ -23,6 +23,7 @@ struct GlobalOptions {
   int coord_port = 7779;
   bool quiet = false;
   bool verbose = false;
+  bool strict = false;  // --strict of launch/run/restart (AddStrictOption)
 };
 
 // `stasis launch ... -- PROGRAM ARGS`: what followed "--" (main.cc).
@@ -110,6 +111,9 @@ StatusOr<std::unique_ptr<coordinator::Client>> EnsureCoordinator(GlobalOptions& 
 
 // Adds `--save-files PATTERN` (repeatable) to a launch/run/restart command.
 void AddSaveFilesOption(CLI::App* sub, std::vector<std::string>& patterns, bool restart);
+// --strict (env STASIS_STRICT=1): a checkpoint that a restart would not
+// bring back entirely fails (job::JobSettings::strict).
+void AddStrictOption(CLI::App* sub, bool& strict);
 // The patterns in effect: the flags, else STASIS_SAVE_FILES (colon
 // separated), made absolute against the current directory
 // (state/saved_files.h).  Empty: none given.

@@ -69,6 +69,7 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
       "restored), a manifest file (stasis_manifest_N.json), or one or more image files (*.stasis).");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, true);
   AddSaveFilesOption(sub, opts->save_files, true);
+  AddStrictOption(sub, g.strict);
   sub->add_option("PATH", opts->paths, "Checkpoint directory, manifest, or image files")->required();
   return [opts, &g]() -> int { return RunRestart(g, *opts, "restart"); };
 }

@@ -218,6 +218,7 @@ json Encode(const ProcessImage& img, bool display) {
     pipes.push_back({{"inode", pc.inode}, {"bytes", bytes(pc.bytes.data(), pc.bytes.size())}});
   j["pipes"] = std::move(pipes);
   if (!img.save_files.empty()) j["save_files"] = img.save_files;
+  if (!img.warnings.empty()) j["warnings"] = img.warnings;
   j["agent"] = {{"control_block", img.agent.control_block}, {"socket_fd", img.agent.socket_fd}};
   return j;
 }
@@ -605,6 +606,10 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
   d.Array(j, "save_files", r, 1 << 12, [&](const json& e, size_t, const std::string& p) {
     if (!e.is_string()) return d.Fail(p, "expected a string");
     img.save_files.push_back(e.get<std::string>());
+  });
+  d.Array(j, "warnings", r, 1 << 16, [&](const json& e, size_t, const std::string& p) {
+    if (!e.is_string()) return d.Fail(p, "expected a string");
+    img.warnings.push_back(e.get<std::string>());
   });
   if (const json* a = d.Field(j, "agent", r)) {
     d.Get(*a, "control_block", &img.agent.control_block, "agent");

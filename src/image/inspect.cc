@@ -200,6 +200,7 @@ void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_siz
     if (f.kind == FileDescriptor::Kind::kSocket) PrintSocket(f, out);
     PrintAnonFd(f, out);
   }
+  for (const auto& w : m.warnings) out << "not restored:   " << w << "\n";
   if (!m.save_files.empty()) {
     out << "save files:    ";
     for (const auto& p : m.save_files) out << " " << p;

@@ -304,6 +304,9 @@ struct ProcessImage {
   // The job's `--save-files` patterns at checkpoint (src/state/saved_files.h),
   // reused by a restart that gives none.
   std::vector<std::string> save_files;
+  // What a restart will not bring back as it was, found at checkpoint time
+  // (src/state/losses.h); shown by `stasis inspect`.  Absent: none.
+  std::vector<std::string> warnings;
 
   AgentInfo agent;
 };

@@ -24,6 +24,9 @@ struct JobSettings {
   // --save-files patterns, absolute (state/saved_files.h); restart: empty
   // means the checkpoint's own.
   std::vector<std::string> save_files;
+  // --strict: a checkpoint with findings a restart would not restore
+  // (state/losses.h, sockets to outside the job) fails instead of warning.
+  bool strict = false;
 };
 
 // Runs `argv` (argv[0] resolved in PATH beforehand by the caller) under a new

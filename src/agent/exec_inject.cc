@@ -4,8 +4,9 @@
 // LD_PRELOAD and the STASIS_* variables: no agent, so it could not be
 // checkpointed.  The exec family and posix_spawn are interposed and the
 // environment they pass is copied with LD_PRELOAD (the agent first, the
-// program's own preloads kept) and the agent's STASIS_* variables (re)added;
-// every other variable is passed unchanged, none twice.  Technique: DMTCP's
+// program's own preloads kept), the agent's STASIS_* variables where missing
+// and the current supervisor socket; every other variable is passed
+// unchanged, none twice.  Technique: DMTCP's
 // execwrappers (it re-adds LD_PRELOAD and its DMTCP_* variables the same
 // way); symbols resolved with dlsym(RTLD_NEXT) (dlsym(3)).
 //
@@ -102,19 +103,26 @@ EnvSizes Measure(char* const* envp) {
 }
 
 // Fills `out` with envp's entries, LD_PRELOAD naming the agent first, the
-// agent's STASIS_* variables and the supervisor socket (the current one: it
-// changes on restart).  `preload` and `socket` are scratch of Measure's sizes.
+// agent's STASIS_* variables that envp lacks (a value the program passes
+// is kept) and the supervisor socket (always the current one: it changes on
+// restart).  `preload` and `socket` are scratch of Measure's sizes.
 char** BuildEnv(char* const* envp, char** out, char* preload, char* socket) {
   size_t n = 0;
   bool have_preload = false;
+  uint64_t present = 0;  // bit v: envp has g_vars[v]'s name
   const size_t sock_name = strlen(kSupervisorSocketEnv);
   for (size_t i = 0; envp != nullptr && envp[i] != nullptr; ++i) {
     char* e = envp[i];
     if (strncmp(e, kSupervisorSocketEnv, sock_name) == 0 && e[sock_name] == '=') continue;
-    bool ours = false;
     const size_t len = NameLen(e);
-    for (size_t v = 0; v < g_n_vars && !ours && len > 0; ++v) ours = strncmp(e, g_vars[v], len) == 0;
-    if (ours) continue;  // replaced by the agent's value below
+    bool twice = false;
+    for (size_t v = 0; v < g_n_vars && len > 0; ++v) {
+      if (strncmp(e, g_vars[v], len) != 0) continue;
+      twice = (present >> v) & 1;
+      present |= 1ull << v;
+      break;
+    }
+    if (twice) continue;  // the first one counts (getenv(3)); never pass two
     if (StartsWith(e, kPreload) && !have_preload) {
       have_preload = true;
       const char* value = e + sizeof(kPreload) - 1;
@@ -135,7 +143,8 @@ char** BuildEnv(char* const* envp, char** out, char* preload, char* socket) {
     strcat(preload, g_agent_path);
     out[n++] = preload;
   }
-  for (size_t v = 0; v < g_n_vars; ++v) out[n++] = g_vars[v];
+  for (size_t v = 0; v < g_n_vars; ++v)
+    if (!((present >> v) & 1)) out[n++] = g_vars[v];
   strcpy(socket, kSupervisorSocketEnv);
   strcat(socket, "=");
   strcat(socket, g.socket_path);

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -68,8 +69,15 @@ std::string DescribeProcess(pid_t pid) {
   return fmt::format("pid {} ({})", pid, program.empty() ? "?" : program);
 }
 
-std::vector<std::string> QuiescePreflight(pid_t self) {
-  std::vector<std::string> out;
+namespace {
+
+struct Finding {
+  std::string message;
+  bool transient = false;  // a vfork parent: may be gone in a moment
+};
+
+std::vector<Finding> Scan(pid_t self) {
+  std::vector<Finding> out;
   for (long pid : Numbers("/proc")) {
     if (pid <= 1 || pid == self) continue;
     const std::string base = fmt::format("/proc/{}", pid);
@@ -79,8 +87,8 @@ std::vector<std::string> QuiescePreflight(pid_t self) {
       continue;
     for (long fd : Numbers(base + "/fd")) {
       if (ReadLink(fmt::format("{}/fd/{}", base, fd)) == "anon_inode:[io_uring]") {
-        out.push_back(fmt::format("{} uses io_uring (descriptor {}), which cannot be checkpointed yet",
-                                  DescribeProcess(static_cast<pid_t>(pid)), fd));
+        out.push_back({fmt::format("{} uses io_uring (descriptor {}), which cannot be checkpointed yet",
+                                   DescribeProcess(static_cast<pid_t>(pid)), fd)});
         break;
       }
     }
@@ -90,20 +98,38 @@ std::vector<std::string> QuiescePreflight(pid_t self) {
       if (flags & kPfIoWorker) continue;  // never signalled (agent); the io_uring check names it
       const std::string comm = Trim(ReadSmall(task + "/comm"));
       if (state == 't') {
-        out.push_back(fmt::format("{}: thread {} ({}) is stopped by a tracer (ptrace) and cannot "
-                                  "reach the checkpoint handler",
-                                  DescribeProcess(static_cast<pid_t>(pid)), tid, comm));
+        out.push_back({fmt::format("{}: thread {} ({}) is stopped by a tracer (ptrace) and cannot "
+                                   "reach the checkpoint handler",
+                                   DescribeProcess(static_cast<pid_t>(pid)), tid, comm)});
       } else if (state == 'D') {
         const std::string wchan = Trim(ReadSmall(task + "/wchan"));
         if (wchan == "kernel_clone" || wchan.find("vfork") != std::string::npos) {
-          out.push_back(fmt::format("{}: thread {} ({}) is a vfork(2) parent, suspended until its "
-                                    "child execs or exits; it cannot be checkpointed until then",
-                                    DescribeProcess(static_cast<pid_t>(pid)), tid, comm));
+          out.push_back({fmt::format("{}: thread {} ({}) is a vfork(2) parent, suspended until its "
+                                     "child execs or exits; it cannot be checkpointed until then",
+                                     DescribeProcess(static_cast<pid_t>(pid)), tid, comm),
+                         true});
         }
       }
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<std::string> QuiescePreflight(pid_t self, double vfork_grace) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(vfork_grace);
+  for (;;) {
+    std::vector<Finding> found = Scan(self);
+    bool all_transient = !found.empty();
+    for (const Finding& f : found) all_transient = all_transient && f.transient;
+    if (!all_transient || std::chrono::steady_clock::now() >= deadline) {
+      std::vector<std::string> out;
+      for (Finding& f : found) out.push_back(std::move(f.message));
+      return out;
+    }
+    usleep(20 * 1000);
+  }
 }
 
 }  // namespace stasis::job

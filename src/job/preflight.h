@@ -21,8 +21,10 @@ std::string DescribeProcess(pid_t pid);
 //  * a thread in ptrace stop (state 't', proc(5)): it cannot run the
 //    checkpoint handler until its tracer lets it go;
 //  * a vfork(2) parent (state 'D' in kernel_clone, /proc/<pid>/wchan): the
-//    kernel suspends it until the child execs or exits.
-std::vector<std::string> QuiescePreflight(pid_t self);
+//    kernel suspends it until the child execs or exits.  Usually a moment
+//    (vfork + exec, posix_spawn, system(3)), so it is reported only if it
+//    is still suspended after `vfork_grace` seconds (the call waits).
+std::vector<std::string> QuiescePreflight(pid_t self, double vfork_grace);
 
 // PF_IO_WORKER (include/linux/sched.h): the kernel's io_uring worker
 // threads; bit 0x10 of the flags field (9th) of /proc/<pid>/task/<tid>/stat.

@@ -556,7 +556,7 @@ json Supervisor::Quiesce(uint64_t generation) {
                                   "checkpointed yet: continue them (fg, bg, kill -CONT) first",
                                   names, stopped.size() == 1 ? "is" : "are")}};
   }
-  if (std::vector<std::string> problems = QuiescePreflight(getpid()); !problems.empty()) {
+  if (std::vector<std::string> problems = QuiescePreflight(getpid(), /*vfork_grace=*/1.0); !problems.empty()) {
     std::string text;
     for (const auto& p : problems) text += (text.empty() ? "" : "; ") + p;
     return {{"ok", false}, {"error", text}};

@@ -1,7 +1,8 @@
 """Never a silently partial checkpoint.
 
 * A program the job starts with an environment of its own (`env -i`, execve
-  with an empty envp, execle, posix_spawn, Python's subprocess with env={})
+  with an empty envp, execle, fexecve, posix_spawn, Python's subprocess
+  with env={})
   keeps the agent (the exec family is interposed) and comes back at restart.
 * A process that cannot have the agent (a static binary) fails the
   checkpoint with its pid and program; the job keeps running.
@@ -62,7 +63,7 @@ def _exec_env_argv(h, mode):
 # --------------------------------------------------------------------------
 
 @both_users
-@pytest.mark.parametrize("mode", ["envi", "empty", "execle", "spawn", "python"])
+@pytest.mark.parametrize("mode", ["envi", "empty", "execle", "fexecve", "spawn", "python"])
 def test_child_with_own_environment_comes_back(h, reference, mode):
     argv = _exec_env_argv(h, mode)
     ref = reference(argv)

@@ -66,9 +66,9 @@ TEST(RestartLosses, WarningsSurviveTheImageCodec) {
 TEST(Preflight, ParsesStateAndFlags) {
   char state = 0;
   unsigned long flags = 0;
-  ASSERT_TRUE(job::ParseTaskStat("42 (iou-wrk-41) S 1 41 41 0 -1 2162752 0 0", &state, &flags));
+  ASSERT_TRUE(job::ParseTaskStat("42 (iou-wrk-41) S 1 41 41 0 -1 4194320 0 0", &state, &flags));
   EXPECT_EQ(state, 'S');
-  EXPECT_EQ(flags, 2162752ul);
+  EXPECT_EQ(flags, 4194320ul);  // PF_RANDOMIZE | PF_IO_WORKER
   EXPECT_TRUE(flags & job::kPfIoWorker);
   ASSERT_TRUE(job::ParseTaskStat("7 (a) b) c) t 1 7 7 0 -1 4194304 0", &state, &flags));
   EXPECT_EQ(state, 't');

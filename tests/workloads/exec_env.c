@@ -6,10 +6,12 @@
 //   empty   fork + execve(self, argv, {NULL})
 //   execle  fork + execle(self, ..., NULL, {"ONLY=1", NULL})
 //   spawn   posix_spawn(self, ..., {NULL})
+//   fexecve fork + fexecve(open(self), argv, {NULL})
 //   program fork + execve(PROGRAM, {PROGRAM, N, DELAY}, environ)
 // The child ("exec_env child N DELAY") prints "child <i>" for i = 1..N,
 // DELAY apart, and exits 7; the parent then prints "parent: child status 7".
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,9 @@ int main(int argc, char** argv) {
         execlp("env", "env", "-i", self, "child", n, delay, (char*)NULL);
       } else if (strcmp(mode, "empty") == 0) {
         execve(self, child_argv, empty_env);
+      } else if (strcmp(mode, "fexecve") == 0) {
+        int fd = open(self, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) fexecve(fd, child_argv, empty_env);
       } else if (strcmp(mode, "execle") == 0) {
         execle(self, self, "child", n, delay, (char*)NULL, only_env);
       } else if (strcmp(mode, "program") == 0 && argc > 4) {

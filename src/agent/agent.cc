@@ -265,6 +265,7 @@ __attribute__((constructor)) void AgentInit() {
     return;
   }
   CopyStr(g.socket_path, sizeof(g.socket_path), path);
+  InitExecInjection();
   if (const char* t = getenv("STASIS_QUIESCE_TIMEOUT")) {
     double v = strtod(t, nullptr);
     if (v > 0) g.quiesce_timeout_s = v;

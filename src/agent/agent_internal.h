@@ -71,6 +71,12 @@ void LogVerbose(const char* what, long value);
 int RealSigaction(int sig, const struct sigaction* act, struct sigaction* old);
 int RealPthreadSigmask(int how, const sigset_t* set, sigset_t* old);
 
+// ---- exec_inject.cc ----------------------------------------------------
+// Constructor, once g.socket_path is set: finds the agent's own path,
+// resolves the real exec/posix_spawn functions and copies the STASIS_*
+// variables that the interposed exec family passes on to new programs.
+void InitExecInjection();
+
 // ---- deferred_signals.cc ----------------------------------------------
 // Reads STASIS_DEFER_SIGNALS and installs the deferring handler (constructor).
 void InitDeferredSignals();
@@ -107,6 +113,14 @@ class TaskLister {
 bool ReadStatusMask(const char* path, const char* key, uint64_t* mask);
 // True if /proc/self/task/<tid>/stat says the task is a zombie or dead.
 bool TaskIsZombie(int tid);
+// PF_IO_WORKER (include/linux/sched.h): an io_uring worker (iou-wrk-*,
+// iou-sqp-*).  Such kernel threads appear in /proc/<pid>/task but never run
+// a signal handler, so they are never signalled.
+constexpr unsigned long kPfIoWorker = 0x10;
+// True if /proc/self/task/<tid>/stat has PF_IO_WORKER in its flags.
+bool TaskIsIoWorker(int tid);
+// The thread's name (/proc/self/task/<tid>/comm) into buf; "" if gone.
+void TaskComm(int tid, char* buf, int size);
 // Decimal formatting without libc; returns the length.
 int FormatInt(char* buf, long v);
 // Monotonic clock in seconds.

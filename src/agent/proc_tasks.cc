@@ -100,22 +100,68 @@ bool ReadStatusMask(const char* path, const char* key, uint64_t* mask) {
   return false;
 }
 
-bool TaskIsZombie(int tid) {
-  char path[64] = "/proc/self/task/";
-  int n = 16;
+namespace {
+
+// "/proc/self/task/<tid>/<leaf>" into path (>= 64 bytes).
+void TaskPath(char* path, int tid, const char* leaf) {
+  const char* head = "/proc/self/task/";
+  int n = 0;
+  while (head[n]) {
+    path[n] = head[n];
+    ++n;
+  }
   n += FormatInt(path + n, tid);
-  const char* tail = "/stat";
-  for (int i = 0; tail[i]; ++i) path[n++] = tail[i];
+  path[n++] = '/';
+  for (int i = 0; leaf[i]; ++i) path[n++] = leaf[i];
   path[n] = '\0';
+}
+
+// State and flags (fields 3 and 9) of /proc/self/task/<tid>/stat; false if
+// the task is gone or the line is malformed.
+bool ReadTaskStat(int tid, char* state, unsigned long* flags) {
+  char path[64];
+  TaskPath(path, tid, "stat");
   char buf[512];
-  if (RawReadFile(path, buf, sizeof(buf)) <= 0) return true;  // gone
-  // "tid (comm) S ...": comm may contain ')' so take the last one.
+  if (RawReadFile(path, buf, sizeof(buf)) <= 0) return false;
+  // "tid (comm) S ppid pgrp session tty tpgid flags ...": comm may contain ')'.
   const char* close = nullptr;
   for (const char* p = buf; *p; ++p)
     if (*p == ')') close = p;
   if (close == nullptr || close[1] != ' ') return false;
-  char state = close[2];
+  *state = close[2];
+  const char* p = close + 3;
+  for (int field = 4; field <= 8; ++field) {  // skip ppid .. tpgid
+    while (*p == ' ') ++p;
+    while (*p && *p != ' ') ++p;
+  }
+  while (*p == ' ') ++p;
+  unsigned long v = 0;
+  while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<unsigned long>(*p++ - '0');
+  *flags = v;
+  return true;
+}
+
+}  // namespace
+
+bool TaskIsZombie(int tid) {
+  char state = 0;
+  unsigned long flags = 0;
+  if (!ReadTaskStat(tid, &state, &flags)) return true;  // gone
   return state == 'Z' || state == 'X' || state == 'x';
+}
+
+bool TaskIsIoWorker(int tid) {
+  char state = 0;
+  unsigned long flags = 0;
+  return ReadTaskStat(tid, &state, &flags) && (flags & kPfIoWorker) != 0;
+}
+
+void TaskComm(int tid, char* buf, int size) {
+  char path[64];
+  TaskPath(path, tid, "comm");
+  long n = RawReadFile(path, buf, size);
+  if (n > 0 && buf[n - 1] == '\n') buf[n - 1] = '\0';
+  if (n <= 0) buf[0] = '\0';
 }
 
 int FormatInt(char* buf, long v) {

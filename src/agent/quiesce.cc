@@ -292,16 +292,23 @@ bool IsParked(int tid) {
   return false;
 }
 
-// Appends "tid <tid>: <why>" to reason.
+// Writes "tid <tid> (<comm>): <why>" to reason.
 void FormatReason(char* reason, int size, int tid, const char* why) {
   char num[24];
   FormatInt(num, tid);
+  char comm[32];
+  TaskComm(tid, comm, sizeof(comm));
   int n = 0;
   auto put = [&](const char* s) {
     while (*s && n < size - 1) reason[n++] = *s++;
   };
   put("tid ");
   put(num);
+  if (comm[0] != '\0') {
+    put(" (");
+    put(comm);
+    put(")");
+  }
   put(": ");
   put(why);
   reason[n] = '\0';
@@ -372,6 +379,7 @@ int QuiesceProcess(uint64_t generation, char* reason, int reason_size) {
       bool known = false;
       for (int i = 0; i < n_sig && !known; ++i) known = g_signalled[i] == tid;
       if (known) continue;
+      if (TaskIsIoWorker(tid)) continue;  // never runs a handler; the supervisor refuses io_uring
       if (n_sig >= kMaxThreads - 1) {
         failed_tid = tid;
         why = "too many threads (ControlBlock::kMaxThreads)";

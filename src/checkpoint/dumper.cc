@@ -29,6 +29,7 @@
 #include "agent/control_block.h"
 #include "common/version.h"
 #include "state/files.h"
+#include "state/losses.h"
 #include "state/memory.h"
 #include "state/proc_target.h"
 #include "state/pipes.h"
@@ -157,7 +158,10 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
     }
   }
 
+  img.warnings = state::RestartLosses(img);
+
   DumpResult result;
+  result.warnings = img.warnings;
   for (const image::MemoryArea& a : img.areas) result.memory_bytes += a.size();
   result.program = img.program;
   result.ppid = img.ppid;

@@ -47,6 +47,7 @@ struct DumpResult {
   int32_t ppid = 0;
   double seconds = 0;
   std::vector<image::FileDescriptor> sockets;  // the process's socket descriptors, for job-wide checks
+  std::vector<std::string> warnings;  // what a restart will not restore (state/losses.h), also in the image
 };
 
 // Captures every kind of state (src/state/*) and commits the image.  On

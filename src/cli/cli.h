@@ -23,6 +23,7 @@ struct GlobalOptions {
   int coord_port = 7779;
   bool quiet = false;
   bool verbose = false;
+  bool strict = false;  // --strict of launch/run/restart (AddStrictOption)
 };
 
 // `stasis launch ... -- PROGRAM ARGS`: what followed "--" (main.cc).
@@ -126,6 +127,9 @@ struct WrittenFilesOptions {
   bool keep_current = false;
 };
 extern WrittenFilesOptions g_written_files;
+// --strict (env STASIS_STRICT=1): a checkpoint that a restart would not
+// bring back entirely fails (job::JobSettings::strict).
+void AddStrictOption(CLI::App* sub, bool& strict);
 // The patterns in effect: the flags, else STASIS_SAVE_FILES (colon
 // separated), made absolute against the current directory
 // (state/saved_files.h).  Empty: none given.

@@ -40,6 +40,11 @@ Action AddCheckpoint(CLI::App& app, GlobalOptions& g) {
                 << HumanBytes(static_cast<uint64_t>(GetNumber(*reply, "bytes"))) << " in " << secs << " s)"
                 << (*kill ? "; job killed" : "") << std::endl;
     }
+    // Said even with --quiet: the checkpoint is not the whole job.
+    if (auto w = reply->find("warnings"); w != reply->end() && w->is_array()) {
+      for (const auto& e : *w)
+        if (e.is_string()) std::cerr << "stasis: warning: restart will not restore: " << e.get<std::string>() << "\n";
+    }
     return 0;
   };
 }

@@ -40,6 +40,7 @@ Action AddLaunch(CLI::App& app, GlobalOptions& g) {
       "serves a job (use another --coord-port, -p 0 for any free port, or 'stasis quit' that job).");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, false);
   AddSaveFilesOption(sub, opts->save_files, false);
+  AddStrictOption(sub, g.strict);
   // Everything from the first non-option word on is the program's command line.
   // (CLI11 checks fallthrough before prefix_command, hence the own copies
   // of the global options.)
@@ -144,6 +145,13 @@ void AddJobOptions(CLI::App* sub, std::optional<double>& interval, std::string& 
 namespace stasis::cli {
 
 WrittenFilesOptions g_written_files;
+void AddStrictOption(CLI::App* sub, bool& strict) {
+  sub->add_flag("--strict", strict,
+                "Fail a checkpoint (the job keeps running, earlier checkpoints stay) if a restart would "
+                "not bring back everything: descriptors of kinds not supported yet, deleted files whose "
+                "contents are not saved, sockets to outside the job (env STASIS_STRICT=1)")
+      ->envname("STASIS_STRICT");
+}
 
 void AddSaveFilesOption(CLI::App* sub, std::vector<std::string>& patterns, bool restart) {
   sub->add_option("--written-files-limit", g_written_files.limit,

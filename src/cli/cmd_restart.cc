@@ -99,6 +99,7 @@ Action AddRestart(CLI::App& app, GlobalOptions& g) {
   sub->add_flag("--allow-foreign-owner", opts->allow_foreign_owner,
                 "Restart files owned by another user or writable by others (refused by default: their code "
                 "would run as you)");
+  AddStrictOption(sub, g.strict);
   sub->add_option("PATH", opts->paths, "Checkpoint directory, manifest, or image files")->required();
   return [opts, &g]() -> int { return RunRestart(g, *opts, "restart"); };
 }

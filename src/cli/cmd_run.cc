@@ -290,6 +290,7 @@ Action AddRun(CLI::App& app, GlobalOptions& g) {
       "checkpoint, stop the job, requeue it (--requeue) and exit 0.  Holds a lock on --ckptdir.");
   AddJobOptions(sub, opts->interval, opts->ckptdir, opts->compress, opts->keep, false);
   AddSaveFilesOption(sub, opts->save_files, false);
+  AddStrictOption(sub, g.strict);
   sub->add_flag("--requeue", opts->requeue,
                 "After a checkpoint triggered by a signal or timer, run 'scontrol requeue $SLURM_JOB_ID'");
   sub->add_option("--checkpoint-signal", opts->signals,

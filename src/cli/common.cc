@@ -281,6 +281,7 @@ job::JobSettings MakeJobSettings(const GlobalOptions& g, const CoordinatorSpawn&
   s.compression = spawn.compression;
   s.verbose = g.verbose;
   s.quiet = g.quiet;
+  s.strict = g.strict;
   s.agent_lib = agent_lib;
   s.stasis_exe = OwnExe();
   if (!g_written_files.limit.empty()) {  // checked when parsed

@@ -152,6 +152,10 @@ void CoordinatorImpl::OnSupervisorReply(Peer& p, const SentRequest& req, const J
       }
       ckpt_->processes.push_back(std::move(mp));
     }
+    if (auto w = reply.find("warnings"); w != reply.end() && w->is_array()) {
+      for (const auto& e : *w)
+        if (e.is_string()) ckpt_->warnings.push_back(p.Name() + ": " + e.get<std::string>());
+    }
   }
   ckpt_->waiting.erase(p.id);
   if (ckpt_->waiting.empty()) AdvanceCheckpoint();
@@ -234,6 +238,8 @@ void CoordinatorImpl::AdvanceCheckpoint() {
               {"seconds", seconds},
               {"images", images}};
   if (!c.requested_by.empty()) c.result["requested_by"] = c.requested_by;
+  if (!c.warnings.empty()) c.result["warnings"] = c.warnings;
+  for (const auto& w : c.warnings) Log("warning: checkpoint " + gen + ": restart will not restore: " + w);
   last_checkpoint_ = {{"generation", c.generation},
                       {"manifest", manifest},
                       {"time", m.time},

@@ -69,6 +69,7 @@ struct Checkpoint {
   double start = 0;     // monotonic
   double deadline = 0;  // monotonic, of the current phase
   std::vector<image::ManifestProcess> processes;
+  std::vector<std::string> warnings;  // dump replies: what a restart will not restore
   Json result;  // the success reply, once the manifest is durable
 };
 

@@ -230,6 +230,7 @@ json Encode(const ProcessImage& img, bool display) {
     j["saved_mappings"] = std::move(maps);
   }
   if (!img.absent_files.empty()) j["absent_files"] = img.absent_files;
+  if (!img.warnings.empty()) j["warnings"] = img.warnings;
   j["agent"] = {{"control_block", img.agent.control_block}, {"socket_fd", img.agent.socket_fd},
                 {"path", img.agent.path}, {"stasis_version", img.agent.stasis_version}};
   return j;
@@ -635,6 +636,10 @@ StatusOr<ProcessImage> MetadataFromJson(const json& j) {
     if (!e.is_string() || e.get<std::string>().empty() || e.get<std::string>()[0] != '/')
       return d.Fail(p, "expected an absolute path");
     img.absent_files.push_back(e.get<std::string>());
+  });
+  d.Array(j, "warnings", r, 1 << 16, [&](const json& e, size_t, const std::string& p) {
+    if (!e.is_string()) return d.Fail(p, "expected a string");
+    img.warnings.push_back(e.get<std::string>());
   });
   if (const json* a = d.Field(j, "agent", r)) {
     d.Get(*a, "control_block", &img.agent.control_block, "agent");

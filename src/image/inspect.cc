@@ -209,6 +209,7 @@ void PrintText(const ProcessImage& m, const ImageSummary* sum, uint64_t file_siz
     out << Fmt("shared mapping %s\n       saved: %s (%s, xxh3 %016" PRIx64 ")\n", sm.path.c_str(),
                sm.saved.name.c_str(), HumanBytes(sm.saved.size).c_str(), sm.saved.xxh3);
   }
+  for (const auto& w : m.warnings) out << "not restored:   " << w << "\n";
   if (!m.save_files.empty()) {
     out << "save files:    ";
     for (const auto& p : m.save_files) out << " " << p;

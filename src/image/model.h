@@ -327,6 +327,9 @@ struct ProcessImage {
   // was left by the lost run and is moved aside, else SQLite would play it
   // back into the restored database (state/written_files.h).
   std::vector<std::string> absent_files;
+  // What a restart will not bring back as it was, found at checkpoint time
+  // (src/state/losses.h); shown by `stasis inspect`.  Absent: none.
+  std::vector<std::string> warnings;
 
   AgentInfo agent;
 };

@@ -31,6 +31,9 @@ struct JobSettings {
   // accepts the current contents of changed unsaved ones (--keep-current-files).
   uint64_t written_files_limit = 256ull << 20;  // state::kDefaultWrittenFilesLimit
   bool keep_current_files = false;
+  // --strict: a checkpoint with findings a restart would not restore
+  // (state/losses.h, sockets to outside the job) fails instead of warning.
+  bool strict = false;
 };
 
 // Runs `argv` (argv[0] resolved in PATH beforehand by the caller) under a new

@@ -35,6 +35,7 @@
 #include "coordinator/protocol.h"
 #include "job/coordinator_link.h"
 #include "job/pid_range.h"
+#include "job/preflight.h"
 #include "restore/restorer.h"
 
 namespace stasis::job {
@@ -168,7 +169,6 @@ class Supervisor {
   bool quiesced_ = false;
   std::vector<pid_t> quiesced_pids_;
   std::vector<pid_t> restored_pids_;  // restart: every restored process
-  std::set<pid_t> warned_no_agent_;   // warned once: never connects (static binary?)
   std::map<uint64_t, std::vector<std::string>> images_;  // generation -> written paths
   std::map<pid_t, std::string> notified_;                // last "processes" sent
   // A checkpoint in progress here (quiesced, or dumped and waiting for the
@@ -517,6 +517,7 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
   if (Status st = state::FlushSendQueues(quiesced_pids_); !st.ok())
     return {{"ok", false}, {"error", st.message()}};
   std::vector<std::pair<int32_t, image::FileDescriptor>> job_sockets;
+  std::vector<std::string> losses;  // what a restart will not restore
   state::ShmemPages shmem_done;  // each shared memory page goes into one image
   // --save-files and written files: one per checkpoint, files copied once.
   std::optional<state::FileSaver> saver;
@@ -556,6 +557,7 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
     }
     images_[generation].push_back(req.path);
     for (image::FileDescriptor& f : res->sockets) job_sockets.emplace_back(pid, std::move(f));
+    for (const std::string& w : res->warnings) losses.push_back(fmt::format("{} (pid {}): {}", a.program, pid, w));
     processes.push_back({{"pid", pid},
                          {"ppid", res->ppid != 0 ? res->ppid : a.ppid},
                          {"program", res->program.empty() ? a.program : res->program},
@@ -565,10 +567,18 @@ json Supervisor::Dump(uint64_t generation, const std::string& dir) {
   }
   if (saver && saver->files() > 0)
     Info(fmt::format("saved {} file(s), {} bytes", saver->files(), saver->bytes()));
-  for (const std::string& w : saver->TakeWarnings()) Warn(fmt::format("checkpoint {}: {}", generation, w));
-  for (const std::string& w : state::OutsidePeerWarnings(job_sockets))
-    Warn(fmt::format("checkpoint {}: {}", generation, w));
-  return {{"ok", true}, {"processes", processes}};
+  // Written files over the limit and file locks (state/written_files.h) are
+  // not brought back as they were either.
+  for (const std::string& w : saver->TakeWarnings()) losses.push_back(w);
+  for (const std::string& w : state::OutsidePeerWarnings(job_sockets)) losses.push_back(w);
+  if (cfg_.settings.strict && !losses.empty()) {
+    RemoveImages(generation);
+    std::string text;
+    for (const auto& w : losses) text += (text.empty() ? "" : "; ") + w;
+    return {{"ok", false}, {"error", "--strict: a restart would not restore everything: " + text}};
+  }
+  for (const std::string& w : losses) Warn(fmt::format("checkpoint {}: restart will not restore: {}", generation, w));
+  return {{"ok", true}, {"processes", processes}, {"warnings", losses}};
 }
 
 // Live processes of the job (its /proc: our mount namespace's) that are
@@ -594,7 +604,7 @@ std::vector<pid_t> Supervisor::ProcessesWithoutAgent(const std::vector<pid_t>& a
 // no agent connected yet (it says hello within milliseconds), and one that
 // exec'd during the quiesce disconnects.  Such attempts are undone
 // (resume) and retried after waiting for the missing agents; a process
-// that never gets an agent (statically linked) is left out with a warning.
+// that never gets an agent (statically linked) fails the checkpoint.
 json Supervisor::Quiesce(uint64_t generation) {
   // Fail at once rather than after kQuiesceTimeout (or, if it stopped
   // before its agent connected, leaving it out as agentless).
@@ -607,8 +617,16 @@ json Supervisor::Quiesce(uint64_t generation) {
                                   "checkpointed yet: continue them (fg, bg, kill -CONT) first",
                                   names, stopped.size() == 1 ? "is" : "are")}};
   }
+  if (std::vector<std::string> problems = QuiescePreflight(getpid(), /*vfork_grace=*/1.0); !problems.empty()) {
+    std::string text;
+    for (const auto& p : problems) text += (text.empty() ? "" : "; ") + p;
+    return {{"ok", false}, {"error", text}};
+  }
   constexpr int kAttempts = 5;
   constexpr double kAgentWait = 0.5;  // seconds per attempt, for all missing agents
+  // An agent that went away (exec, exit) fails at once; a thread that does
+  // not park fails after the agent's own timeout, and is not retried.
+  constexpr double kQuickFailure = 1.0;  // seconds
   for (int attempt = 1;; ++attempt) {
     std::vector<pid_t> pids;
     for (const auto& a : agents_->Agents()) pids.push_back(a.pid);
@@ -624,7 +642,6 @@ json Supervisor::Quiesce(uint64_t generation) {
     std::vector<pid_t> missing;
     if (st.ok()) {
       missing = ProcessesWithoutAgent(pids);
-      std::erase_if(missing, [&](pid_t p) { return warned_no_agent_.count(p) > 0; });
       if (missing.empty()) {
         quiesced_ = true;
         quiesced_pids_ = pids;
@@ -633,22 +650,22 @@ json Supervisor::Quiesce(uint64_t generation) {
     } else {
       // A quick failure is usually an agent that went away (exec, exit)
       // while the request was on its way: retry.  A timeout is not retried.
-      if (took > kQuiesceTimeout / 2 || attempt == kAttempts) return {{"ok", false}, {"error", st.message()}};
+      if (took > kQuickFailure || attempt == kAttempts) return {{"ok", false}, {"error", st.message()}};
       agents_->HandleInput();  // forget disconnected agents, accept new ones
       std::vector<pid_t> now;
       for (const auto& a : agents_->Agents()) now.push_back(a.pid);
       missing = ProcessesWithoutAgent(now);
     }
     if (attempt == kAttempts) {
-      for (pid_t p : missing) {
-        warned_no_agent_.insert(p);
-        Warn(fmt::format("pid {} has no Stasis agent (statically linked?); it is not part of "
-                         "the checkpoint",
-                         p));
-      }
-      quiesced_ = true;
-      quiesced_pids_ = pids;
-      return {{"ok", true}};
+      // Never a checkpoint without one of the job's processes: its restart
+      // would silently lack it.
+      if (st.ok()) agents_->ResumeAll();
+      std::string names;
+      for (pid_t p : missing) names += (names.empty() ? "" : ", ") + DescribeProcess(p);
+      return {{"ok", false},
+              {"error", fmt::format("{} of the job {} no Stasis agent (a statically linked program "
+                                    "ignores LD_PRELOAD); the job cannot be checkpointed while it runs",
+                                    names, missing.size() == 1 ? "has" : "have")}};
     }
     if (st.ok()) agents_->ResumeAll();
     Info(fmt::format("quiesce attempt {}: {} process(es) without an agent yet (first: pid {})",

@@ -108,16 +108,6 @@ StatusOr<DumpResult> Dump(const DumpRequest& req) {
   auto fds = state::CaptureFiles(target, cb.socket_fd);
   if (!fds.ok()) return fds.status().With("file descriptors");
   img.fds = std::move(fds).value();
-  // A pseudo-terminal master is always a terminal made inside the job
-  // (screen, tmux, script, expect); it and its slave cannot be recreated
-  // yet, and a restart without them would leave those programs talking to
-  // /dev/null or to the restarting command's terminal.  Refuse clearly.
-  for (const image::FileDescriptor& f : img.fds) {
-    if (f.path == "/dev/ptmx" || f.path == "/dev/pts/ptmx") {
-      return Status::Error("fd " + std::to_string(f.fd) + " is the master of a pseudo-terminal created inside the job (" +
-                           f.path + ", e.g. by screen or tmux); checkpointing such terminals is not supported yet");
-    }
-  }
   // This supervisor's stdio is the job's (the launching command's).
   state::RelateStdioToJob(target.pid, static_cast<int32_t>(::getpid()), &img);
   if (req.saver != nullptr) {  // after RelateStdioToJob: stdio is never saved

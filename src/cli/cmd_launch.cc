@@ -125,8 +125,8 @@ void AddJobOptions(CLI::App* sub, std::optional<double>& interval, std::string& 
                           : "Seconds between automatic checkpoints; 0 = none (default: 0, or the running job's)")
       ->check(CLI::NonNegativeNumber);
   auto* c = sub->add_option("-c,--ckptdir", ckptdir,
-                            restart ? "Directory for new checkpoints (env STASIS_CKPT_DIR; default: the "
-                                      "checkpoint's own directory)"
+                            restart ? "Directory for new checkpoints (default: the checkpoint's own directory; "
+                                      "STASIS_CKPT_DIR does not apply to a restart)"
                                     : "Directory for checkpoint images, manifests and stasis_restart.sh; created "
                                       "if missing (env STASIS_CKPT_DIR; default: current directory)");
   if (!restart) c->envname("STASIS_CKPT_DIR");

@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-  cmake -S . -B "$BUILD_DIR" -G Ninja
+  werror=()
+  if [ "${CI:-}" = true ]; then werror=(-DSTASIS_WERROR=ON); fi
+  cmake -S . -B "$BUILD_DIR" -G Ninja "${werror[@]}"
 fi
 ninja -C "$BUILD_DIR"
 
